@@ -1,0 +1,1 @@
+"""Acquisition: evidence sources (read-only, write-blocked), the imaging engine, safeguards."""

@@ -1,0 +1,1 @@
+"""Compatibility shims for scripts written against other libraries."""

@@ -1,0 +1,300 @@
+"""Raw (``dd``) images and split raw sets: reader, writer and the naming rules.
+
+Split naming (see ``formats/raw/naming.md``): members share a stem and differ in a suffix that is either
+three or more digits (``.000``/``.001``…, also ``disk.raw.000``) or two lower-case letters
+(``.aa``/``.ab``…, as ``split`` makes them). A numbered set starts at ``000`` or ``001``; a lettered set
+starts at ``aa``. Any member may be given. Raw images carry no hashes of their own; the writer stores
+them in ``md5sum``-style sidecar files (``disk.raw.md5`` …) that the reader reports as stored hashes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from forensimg.errors import FormatError, MissingSegmentError, UsageError, WriteError
+from forensimg.image import Image, ImageInfo, Range
+from forensimg.records import atomic_write, fsync_dir
+from forensimg.streams import SegmentSet, check_input_file
+from forensimg.writer import ImageWriter, WriteResult
+
+__all__ = [
+    "RAW_CHUNK_SIZE",
+    "RawImage",
+    "RawWriter",
+    "create_writer",
+    "find_split_members",
+    "open_image",
+    "split_name",
+]
+
+RAW_CHUNK_SIZE = 1 << 18
+"""Raw media has no chunks of its own; reads go through a 256 KiB grid (the cache unit)."""
+
+_NUMERIC = re.compile(r"^(?P<stem>.+)\.(?P<num>\d{3,})$")
+_LETTERS = re.compile(r"^(?P<stem>.+)\.(?P<let>[a-z]{2})$")
+
+HASH_SIDECARS = ("md5", "sha1", "sha256", "sha512")
+
+
+def _letters_value(s: str) -> int:
+    return (ord(s[0]) - 97) * 26 + (ord(s[1]) - 97)
+
+
+def _letters_name(v: int) -> str:
+    return chr(97 + v // 26) + chr(97 + v % 26)
+
+
+def find_split_members(path: str | os.PathLike[str]) -> list[Path] | None:
+    """The members of the split set that ``path`` belongs to, in order; ``None`` if it is not split.
+
+    Raises:
+        MissingSegmentError: the set has a gap, or starts late; the message names the missing file.
+    """
+    p = Path(path)
+    name = p.name
+    m = _NUMERIC.match(name)
+    if m:
+        stem, num = m.group("stem"), m.group("num")
+        width = len(num)
+        found: dict[int, Path] = {}
+        for sib in p.parent.glob(glob_escape(stem) + "." + "[0-9]" * width):
+            found[int(sib.name[len(stem) + 1 :])] = sib
+        found[int(num)] = p
+        start = 0 if 0 in found else 1
+        last = max(found)
+        if len(found) == 1 and int(num) <= 1:
+            return None  # a lone 'disk.001': an ordinary raw file
+        for k in range(start, last + 1):
+            if k not in found:
+                missing = p.parent / f"{stem}.{k:0{width}d}"
+                raise MissingSegmentError(
+                    f"split raw set '{stem}.{'#' * width}' is missing member '{missing}'", path=missing
+                )
+        return [found[k] for k in range(start, last + 1)]
+    m = _LETTERS.match(name)
+    if m:
+        stem = m.group("stem")
+        lfound: dict[int, Path] = {}
+        for sib in p.parent.glob(glob_escape(stem) + ".[a-z][a-z]"):
+            lfound[_letters_value(sib.name[-2:])] = sib
+        if 0 not in lfound or len(lfound) < 2:
+            return None  # e.g. 'disk.dd' alone: an ordinary raw file
+        last = max(lfound)
+        for k in range(0, last + 1):
+            if k not in lfound:
+                missing = p.parent / f"{stem}.{_letters_name(k)}"
+                raise MissingSegmentError(
+                    f"split raw set '{stem}.??' is missing member '{missing}'", path=missing
+                )
+        return [lfound[k] for k in range(0, last + 1)]
+    return None
+
+
+def glob_escape(s: str) -> str:
+    """Escape glob metacharacters in a literal file-name part."""
+    return re.sub(r"([*?\[])", r"[\1]", s)
+
+
+def split_name(first: Path, index: int) -> Path:
+    """Name of member ``index`` (0-based) of a split set whose first member is ``first``.
+
+    ``disk.001`` → ``disk.002``…; ``disk.000`` → ``disk.001``…; ``disk.aa`` → ``disk.ab``…;
+    any other name gets ``.001``, ``.002``… appended.
+
+    Raises:
+        WriteError: the naming scheme has no name left for ``index``.
+    """
+    m = _NUMERIC.match(first.name)
+    if m:
+        width = len(m.group("num"))
+        v = int(m.group("num")) + index
+        if len(str(v)) > width:
+            raise WriteError(f"split raw naming '{first.name}' has no member number {v}", path=first)
+        return first.with_name(f"{m.group('stem')}.{v:0{width}d}")
+    m = _LETTERS.match(first.name)
+    if m:
+        v = _letters_value(m.group("let")) + index
+        if v >= 26 * 26:
+            raise WriteError(f"split raw naming '{first.name}' has no member after '.zz'", path=first)
+        return first.with_name(f"{m.group('stem')}.{_letters_name(v)}")
+    if index + 1 > 999:
+        raise WriteError(f"split raw naming '{first.name}.###' has no member number {index + 1}", path=first)
+    return first.with_name(f"{first.name}.{index + 1:03d}")
+
+
+def read_sidecar_hashes(first: Path) -> dict[str, str]:
+    """Hashes from ``md5sum``-style sidecar files next to the first member (``disk.raw.md5`` …)."""
+    out: dict[str, str] = {}
+    lengths = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
+    for alg in HASH_SIDECARS:
+        side = first.with_name(first.name + "." + alg)
+        try:
+            text = side.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            token = line.strip().split(" ")[0].lower()
+            if len(token) == lengths[alg] and all(c in "0123456789abcdef" for c in token):
+                out[alg] = token
+                break
+    return out
+
+
+class RawImage(Image):
+    """A raw image: one file, or the concatenation of a split set's members."""
+
+    format: ClassVar[str] = "raw"
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], *, zero_fill: bool = False) -> None:
+        self._segs = SegmentSet(paths)
+        try:
+            if self._segs.total_size == 0:
+                raise FormatError(f"'{self._segs.paths[0]}' is empty: no media to read", path=self._segs.paths[0])
+            fmt = "split" if len(self._segs) > 1 else "raw"
+            info = ImageInfo(
+                format=fmt,
+                format_version=None,
+                size=self._segs.total_size,
+                sector_size=512,
+                chunk_size=RAW_CHUNK_SIZE,
+                segments=self._segs.paths,
+                stored_hashes=read_sidecar_hashes(self._segs.paths[0]),
+                details={"segment_sizes": list(self._segs.sizes)},
+            )
+        except BaseException:
+            self._segs.close()
+            raise
+        self.format = fmt  # type: ignore[misc]
+        super().__init__(info, zero_fill=zero_fill, cache_chunks=16)
+
+    def _read_chunk(self, index: int) -> bytes:
+        r = self.chunk_range(index)
+        return self._segs.read_concat(r.start, r.length)
+
+    def _close_files(self) -> None:
+        self._segs.close()
+
+
+def open_image(paths: Sequence[Path], *, zero_fill: bool = False, **_: Any) -> Image:
+    """Open a raw image or split set (registry entry point).
+
+    A single path that is a member of a split set opens the whole set.
+    """
+    if len(paths) == 1:
+        check_input_file(paths[0])
+        members = find_split_members(paths[0])
+        if members:
+            paths = members
+    return RawImage(paths, zero_fill=zero_fill)
+
+
+class RawWriter(ImageWriter):
+    """Writes raw media to one file, or to a split set when ``segment_size`` is given.
+
+    Files are written under a ``.partial`` name and renamed when the image is closed, so an aborted or
+    crashed write is visibly incomplete. Hashes go to ``md5sum``-style sidecars (``NAME.md5`` …).
+
+    Args:
+        path: output path (first member of a split set: ``disk.001``, ``disk.000``, ``disk.aa``, or any
+            name, which then gets ``.001`` … appended).
+        segment_size: maximum bytes per member; ``None`` for one file.
+        **kwargs: see :class:`~forensimg.writer.ImageWriter`.
+    """
+
+    format: ClassVar[str] = "raw"
+
+    def __init__(self, path: str | os.PathLike[str], *, segment_size: int | None = None, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        if segment_size is not None and segment_size < self.sector_size:
+            raise UsageError(f"segment size {segment_size} is smaller than a sector ({self.sector_size})")
+        self.segment_size = segment_size
+        if segment_size is not None:
+            self.format = "split"  # type: ignore[misc]
+        self._paths: list[Path] = []
+        self._fd: int | None = None
+        self._seg_written = 0
+        self._open_next()
+
+    def _final_path(self, index: int) -> Path:
+        if self.segment_size is None:
+            return self.path
+        return split_name(self.path, index)
+
+    def _open_next(self) -> None:
+        if self._fd is not None:
+            self._sync_close()
+        final = self._final_path(len(self._paths))
+        self._check_target(final)
+        partial = final.with_name(final.name + ".partial")
+        try:
+            self._fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise WriteError(f"cannot create '{partial}': {exc.strerror}", path=partial, errno_=exc.errno) from None
+        self._paths.append(final)
+        self._seg_written = 0
+
+    def _sync_close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise WriteError(f"cannot sync '{self._paths[-1]}': {exc.strerror}", path=self._paths[-1]) from None
+        finally:
+            os.close(fd)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self.segment_size is not None and self._seg_written >= self.segment_size:
+                self._open_next()
+            room = len(view) if self.segment_size is None else self.segment_size - self._seg_written
+            piece = view[:room]
+            assert self._fd is not None
+            try:
+                while piece:
+                    n = os.write(self._fd, piece)
+                    piece = piece[n:]
+                    self._seg_written += n
+                    view = view[n:]
+            except OSError as exc:
+                p = self._paths[-1]
+                raise WriteError(
+                    f"cannot write '{p}.partial': {exc.strerror}", path=p, offset=self._seg_written, errno_=exc.errno
+                ) from None
+
+    def _finalize(self, hashes: Mapping[str, str], unreadable: tuple[Range, ...]) -> WriteResult:
+        self._sync_close()
+        for p in self._paths:
+            os.replace(p.with_name(p.name + ".partial"), p)
+        fsync_dir(self._paths[0].parent)
+        first = self._paths[0]
+        for alg, hexd in hashes.items():
+            atomic_write(first.with_name(first.name + "." + alg), f"{hexd}  {first.name}\n".encode())
+        return WriteResult(
+            format=self.format,
+            paths=tuple(self._paths),
+            size=self.position,
+            hashes=dict(hashes),
+            unreadable=unreadable,
+        )
+
+    def _abort(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            os.close(fd)
+
+
+def create_writer(path: Path, **options: Any) -> ImageWriter:
+    """Registry entry point for raw and split raw output."""
+    return RawWriter(path, **options)
+

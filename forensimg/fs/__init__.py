@@ -1,0 +1,1 @@
+"""File-system access inside images (Sleuth Kit through pytsk3)."""

@@ -1,0 +1,1 @@
+"""Read-only FUSE mounts of images."""

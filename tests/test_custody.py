@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+from forensimg.custody import CustodyEvent, CustodyLog, record_event
+from forensimg.image import FaultKind
+
+
+def _append_many(path: str, n: int, tag: str) -> None:
+    log = CustodyLog(path)
+    for i in range(n):
+        log.append(CustodyEvent("note", examiner=tag, result={"i": i, "pad": "x" * 3000}))
+
+
+def test_chain_intact_and_fields(tmp_path):
+    log = CustodyLog(tmp_path / "d.raw.custody.jsonl")
+    for i in range(3):
+        log.append(CustodyEvent("verify", examiner="E", result={"n": i}))
+    ev = log.events()
+    assert [e["seq"] for e in ev] == [1, 2, 3]
+    assert ev[0]["prev_sha256"] is None
+    assert ev[1]["at"].endswith("Z") and ev[1]["host"] and ev[1]["tool"].startswith("forensimg")
+    assert log.check_chain() == ()
+
+
+def test_edit_delete_reorder_are_detected(tmp_path):
+    p = tmp_path / "c.jsonl"
+    log = CustodyLog(p)
+    for i in range(4):
+        log.append(CustodyEvent("note", result={"n": i}))
+    lines = p.read_bytes().splitlines(keepends=True)
+
+    p.write_bytes(b"".join([*lines[:1], lines[1].replace(b'"n":1', b'"n":9'), *lines[2:]]))
+    faults = log.check_chain()
+    assert faults and faults[0].kind == FaultKind.CHAIN_BROKEN and "line 3" in faults[0].detail
+
+    p.write_bytes(b"".join(lines[:1] + lines[2:]))
+    assert "line 2" in log.check_chain()[0].detail
+
+    p.write_bytes(b"".join([lines[1], lines[0], *lines[2:]]))
+    assert "line 1" in log.check_chain()[0].detail
+
+
+def test_concurrent_writers_never_interleave(tmp_path):
+    p = str(tmp_path / "conc.jsonl")
+    procs = [multiprocessing.Process(target=_append_many, args=(p, 25, f"w{k}")) for k in range(4)]
+    for pr in procs:
+        pr.start()
+    for pr in procs:
+        pr.join()
+    log = CustodyLog(p)
+    events = log.events()
+    assert len(events) == 100
+    assert all(json.dumps(e) for e in events)
+    assert log.check_chain() == ()
+
+
+def test_record_event_beside_image(tmp_path):
+    img = tmp_path / "disk.E01"
+    img.write_bytes(b"x")
+    rec = record_event(img, "verify", examiner="Ann", result={"status": "verified"})
+    assert (tmp_path / "disk.E01.custody.jsonl").exists()
+    assert rec["examiner"] == "Ann" and rec["seq"] == 1
