@@ -613,6 +613,25 @@ class Image(io.RawIOBase):
         first = self._info.segments[0] if self._info.segments else "?"
         return f"<{type(self).__name__} {self.format} '{first}' size={self._size}>"
 
+    # -- verification hooks (formats override) ----------------------------------------------------
+
+    def check_structure(self) -> tuple[Fault, ...]:
+        """Format-level checks beyond the chunks: metadata digests, table copies, the Merkle root, ...
+
+        Called by :func:`forensimg.verify.verify` after (or besides) the chunk walk. Never raises for
+        content; returns every fault found. The default (raw) has nothing to check.
+        """
+        return ()
+
+    def prove_range(self, start: int, end: int) -> tuple[Fault, ...] | None:
+        """Prove that media ``[start, end)`` belongs to this image, reading only the chunks it covers.
+
+        Returns:
+            ``None`` when the format has no such proof (then verify checks chunks only, and says so);
+            otherwise the faults found (empty: proven, e.g. by Merkle paths against the stored root).
+        """
+        return None
+
     # -- analysis hooks ---------------------------------------------------------------------------
 
     def filesystem(self, partition: int | None = None, *, offset: int | None = None) -> Any:
