@@ -11,10 +11,10 @@ sh scripts/setup.sh
 case "$cmd" in
   demo)  exec sh scripts/demo.sh "$@" ;;
   test)
-    .venv/bin/ruff check forensimg tests bench testdata
+    .venv/bin/ruff check .
     .venv/bin/mypy
     exec .venv/bin/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider "$@" ;;
-  lint)  .venv/bin/ruff check forensimg tests bench testdata && exec .venv/bin/mypy ;;
+  lint)  .venv/bin/ruff check . && exec .venv/bin/mypy ;;
   bench) exec .venv/bin/python bench/run_all.py "$@" ;;
   *) echo "usage: ./dev.sh demo|test|lint|bench" >&2; exit 2 ;;
 esac
