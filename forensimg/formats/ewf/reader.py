@@ -1,0 +1,1012 @@
+"""Reader of EWF version 1 images (E01 / s01 / e01): :class:`EWFImage`.
+
+Opening walks the section chain of every segment once (each descriptor's Adler-32 checked), reads the
+volume, the header texts, the tables, hashes, sessions and acquisition errors, and keeps each table's
+entries as an ``array('I')``. Reading a chunk is then index arithmetic, one ``pread`` and one check:
+
+* compressed chunk (entry bit 31): one complete zlib stream that must end exactly at the chunk's end and
+  inflate to exactly the chunk's length (zlib's own Adler-32 checks the content);
+* uncompressed chunk: the chunk's bytes followed by their Adler-32, little-endian.
+
+Checksum policy (see ``formats/ewf/spec.md`` §Checksum policy): a bad descriptor, volume or table-header
+checksum makes the file unusable (:class:`~forensimg.errors.FormatError` at open, as libewf); a bad
+``table`` footer falls back to the ``table2`` copy and is reported by :meth:`EWFImage.check_structure`;
+a bad chunk raises :class:`~forensimg.errors.ChecksumError` (or reads as zeros with ``zero_fill``); a
+bad ``hash``/``digest``/``error2``/``session``/``data`` checksum is reported by ``check_structure`` and
+its content is not used.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import re
+import sys
+import threading
+import zlib
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, cast
+
+from construct import ConstructError
+
+from forensimg.errors import (
+    ChecksumError,
+    FormatError,
+    IncompleteImageError,
+    MissingSegmentError,
+    UnsupportedFormatError,
+)
+from forensimg.formats.ewf import structs
+from forensimg.formats.ewf.header import (
+    HeaderText,
+    case_from_values,
+    merge_headers,
+    parse_header_date,
+    parse_header_section,
+)
+from forensimg.formats.ewf.naming import segment_path, set_members
+from forensimg.image import Fault, FaultKind, Image, ImageInfo, Range, SourceInfo
+from forensimg.streams import SegmentSet
+
+try:  # ISA-L's zlib: same streams, several times faster (optional)
+    from isal import isal_zlib as _fastzlib
+
+    _decompressobj: Callable[[], Any] = _fastzlib.decompressobj
+    _adler32: Callable[[bytes | memoryview], int] = _fastzlib.adler32
+    _ZLIB_ERRORS: tuple[type[Exception], ...] = (zlib.error, cast(type[Exception], _fastzlib.error))
+except ImportError:  # pragma: no cover - isal is a declared dependency
+    _decompressobj = zlib.decompressobj
+    _adler32 = zlib.adler32
+    _ZLIB_ERRORS = (zlib.error,)
+
+__all__ = ["EWFImage", "decode_table_entries", "open_image"]
+
+log = logging.getLogger(__name__)
+
+_MASK = 0x7FFFFFFF
+_MAX_CHUNK_SIZE = 256 << 20  # 32768 sectors x 4096 bytes = 128 MiB is the largest ewfacquire makes
+_MAX_HEADER_SECTION = 64 << 20
+_MEDIA_TYPES = {0x00: "removable", 0x01: "fixed", 0x03: "optical", 0x0E: "logical", 0x10: "memory"}
+_COMPRESSION_LEVELS = {0: "none", 1: "fast", 2: "best"}
+_REFUSED = (
+    (structs.EVF2_SIGNATURE, "EWF2 (Ex01)"),
+    (structs.LEF2_SIGNATURE, "EWF2 logical (Lx01)"),
+    (structs.LVF_SIGNATURE, "EWF logical evidence (L01)"),
+    (structs.ADCRYPT_SIGNATURE, "FTK AD-encrypted EWF (ADCRYPT)"),
+)
+
+
+def _chunk_error(
+    kind: FaultKind, message: str, *, path: Path, offset: int, chunk: int, media: tuple[int, int]
+) -> ChecksumError:
+    exc = ChecksumError(
+        f"chunk {chunk} (media bytes {media[0]}..{media[1] - 1}) in '{path}' at offset "
+        f"0x{offset:08x} ({offset}): {message}",
+        path=path,
+        offset=offset,
+        chunk=chunk,
+        media_start=media[0],
+        media_end=media[1],
+    )
+    exc.fault_kind = kind  # type: ignore[attr-defined]  # read by Fault.from_error
+    return exc
+
+
+# -- sections -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    type: str
+    offset: int  # file offset of the descriptor
+    size: int  # including the descriptor
+
+    @property
+    def data_offset(self) -> int:
+        return self.offset + structs.DESCRIPTOR_SIZE
+
+    @property
+    def data_size(self) -> int:
+        return self.size - structs.DESCRIPTOR_SIZE
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+
+def walk_sections(files: SegmentSet, index: int) -> list[_Section]:
+    """The section chain of segment ``index``, checked; ends with a ``next`` or ``done`` section.
+
+    Every step must move forward (so a chain cannot loop) and every section must lie inside the file.
+
+    Raises:
+        FormatError: a descriptor checksum fails, a size or ``next`` pointer is inconsistent.
+        IncompleteImageError: the file ends before a ``next``/``done`` section.
+    """
+    path = files.paths[index]
+    fsize = files.sizes[index]
+    off = structs.FILE_HEADER_SIZE
+    out: list[_Section] = []
+    while True:
+        if off + structs.DESCRIPTOR_SIZE > fsize:
+            raise IncompleteImageError(
+                f"segment '{path}' ends at {fsize} bytes before its 'done' or 'next' section "
+                "(truncated, or the writer never finished)",
+                path=path,
+                offset=off,
+            )
+        raw = files.pread_exact(index, off, structs.DESCRIPTOR_SIZE, "section descriptor")
+        stored = int.from_bytes(raw[72:76], "little")
+        if _adler32(raw[:72]) != stored:
+            raise FormatError(
+                f"section descriptor checksum mismatch in '{path}' at offset 0x{off:08x} ({off})",
+                path=path,
+                offset=off,
+            )
+        d = structs.section_descriptor.parse(raw)
+        stype = raw[:16].rstrip(b"\x00").decode("ascii", errors="replace")
+        nxt, size = int(d.next), int(d.size)
+        if stype in ("next", "done"):
+            out.append(_Section(stype, off, structs.DESCRIPTOR_SIZE))
+            return out
+        if size == 0:  # Expert Witness 1.35 leaves size 0: the extent comes from next
+            size = nxt - off
+        if size < structs.DESCRIPTOR_SIZE:
+            raise FormatError(
+                f"section '{stype}' in '{path}' at offset 0x{off:08x} has an impossible size {size}",
+                path=path,
+                offset=off,
+            )
+        if nxt != off + size:
+            raise FormatError(
+                f"section '{stype}' in '{path}' at offset 0x{off:08x}: next 0x{nxt:x} disagrees with "
+                f"size {size} (corrupt descriptor)",
+                path=path,
+                offset=off,
+            )
+        if off + size > fsize:
+            raise IncompleteImageError(
+                f"section '{stype}' in '{path}' at offset 0x{off:08x} runs past the end of the file "
+                f"({off + size} > {fsize}): the segment is truncated",
+                path=path,
+                offset=off,
+            )
+        out.append(_Section(stype, off, size))
+        off = nxt
+
+
+# -- tables -------------------------------------------------------------------------------------------
+
+
+def decode_table_entries(entries: array[int], base: int, data_end: int) -> tuple[array[int], bytes]:
+    """Chunk file offsets and compressed flags of one table.
+
+    Returns ``(starts, compressed)``: ``starts`` has one more element than ``entries`` (the end of the
+    last chunk, ``data_end``); ``compressed[i]`` is 1 for a compressed chunk.
+
+    EnCase 6.7.1 quirk (spec §Tables, libewf docs "EnCase 6.7.1 table entry overflow"): past 2 GiB it
+    stored full 32-bit offsets. A masked offset smaller than the previous one shows bit 31 is part of the
+    offset; from there on every entry is a full 32-bit offset of an uncompressed chunk.
+    """
+    n = len(entries)
+    starts = array("Q", [0]) * (n + 1)
+    comp = bytearray(n)
+    prev = -1
+    overflow = False
+    for i, e in enumerate(entries):
+        if not overflow:
+            masked = e & _MASK
+            if masked < prev and (e >> 31) and e >= prev:
+                overflow = True
+            else:
+                starts[i] = base + masked
+                comp[i] = e >> 31
+                prev = masked
+                continue
+        starts[i] = base + e
+        comp[i] = 0
+    starts[n] = data_end
+    return starts, bytes(comp)
+
+
+@dataclass(slots=True)
+class _Group:
+    """The chunks listed by one table (``table`` or its ``table2`` copy)."""
+
+    segment: int
+    first_chunk: int
+    entries: array[int]
+    base: int
+    data_start: int
+    data_end: int
+    table_offset: int
+    source: str
+    decoded: tuple[array[int], bytes] | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.entries)
+
+    def offsets(self) -> tuple[array[int], bytes]:
+        d = self.decoded
+        if d is None:
+            if self.data_end - self.base <= _MASK:
+                # the usual case: no entry can carry bit 31 as an offset bit
+                base = self.base
+                starts = array("Q", [base + (e & _MASK) for e in self.entries])
+                starts.append(self.data_end)
+                d = (starts, bytes([e >> 31 for e in self.entries]))
+            else:
+                d = decode_table_entries(self.entries, self.base, self.data_end)
+            self.decoded = d  # benign race: every thread computes the same value
+        return d
+
+
+@dataclass(slots=True)
+class _Parsed:
+    """Everything gathered while walking the segments."""
+
+    volume: Any = None
+    volume_raw: bytes = b""
+    volume_kind: str = ""  # "e01" or "smart"
+    headers: list[HeaderText] = field(default_factory=list)
+    header_counts: dict[str, int] = field(default_factory=dict)
+    groups: list[_Group] = field(default_factory=list)
+    md5_hash: str | None = None
+    md5_digest: str | None = None
+    sha1_digest: str | None = None
+    xhash: dict[str, str] = field(default_factory=dict)
+    errors: list[tuple[int, int]] = field(default_factory=list)
+    sessions: list[dict[str, int]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    data_sections: list[tuple[int, int, bytes]] = field(default_factory=list)
+
+
+# -- segments -----------------------------------------------------------------------------------------
+
+
+def _head(path: Path, n: int = 16) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
+
+
+def _refuse(path: Path, head: bytes) -> None:
+    for sig, name in _REFUSED:
+        if head.startswith(sig):
+            raise UnsupportedFormatError(
+                f"'{path}' is {name}: forensimg reads EWF version 1 (E01/s01) only", path=path, offset=0
+            )
+
+
+def order_segments(paths: Sequence[Path]) -> list[Path]:
+    """Find the set's members and put them in segment-number order, checking 1..n without gaps.
+
+    One path: every sibling with the same stem and an EWF extension is considered (siblings that are
+    not EWF files are ignored). Several paths: exactly those files. The order comes from the segment
+    number in each file header, never from the names.
+
+    Raises:
+        UnsupportedFormatError: Ex01, Lx01, L01 or AD-encrypted.
+        FormatError: a given file is not an EWF1 file.
+        MissingSegmentError: a number is missing or used twice.
+    """
+    given = [Path(p) for p in paths]
+    candidates = set_members(given[0]) if len(given) == 1 else list(given)
+    if given[0] not in candidates:
+        candidates.append(given[0])
+    numbered: dict[int, Path] = {}
+    for p in candidates:
+        head = _head(p)
+        explicit = p in given
+        if not head.startswith(structs.EVF_SIGNATURE):
+            if explicit:
+                _refuse(p, head)
+                raise FormatError(f"'{p}' is not an EWF (E01) file: bad signature", path=p, offset=0)
+            log.debug("ignoring '%s': not an EWF segment", p)
+            continue
+        if len(head) < structs.FILE_HEADER_SIZE or head[8] != 1 or head[11:13] != b"\x00\x00":
+            raise FormatError(f"'{p}' has a malformed EWF file header", path=p, offset=0)
+        number = int.from_bytes(head[9:11], "little")
+        if number == 0:
+            raise MissingSegmentError(f"'{p}' has segment number 0 in its file header", path=p, offset=9)
+        if number in numbered:
+            raise MissingSegmentError(
+                f"segment number {number} appears twice: '{numbered[number]}' and '{p}'", path=p, offset=9
+            )
+        numbered[number] = p
+    if not numbered:
+        raise FormatError(f"'{given[0]}' is not an EWF (E01) file", path=given[0], offset=0)
+    last = max(numbered)
+    first = numbered.get(1)
+    for k in range(1, last + 1):
+        if k not in numbered:
+            ref = first or next(iter(numbered.values()))
+            try:
+                missing = segment_path(ref, k) if first else ref.with_name(f"(segment {k} of '{ref.stem}')")
+            except ValueError:
+                missing = ref.with_name(f"{ref.stem} segment {k}")
+            raise MissingSegmentError(f"EWF set '{ref.stem}' is missing segment {k} ('{missing}')", path=missing)
+    return [numbered[k] for k in range(1, last + 1)]
+
+
+# -- the image ----------------------------------------------------------------------------------------
+
+
+class EWFImage(Image):
+    """An EWF version 1 image (E01 in the EnCase 1-7, FTK, linen 5-7, ewfx layouts; SMART s01; EWF e01).
+
+    Args:
+        paths: one segment (its siblings are found) or every segment.
+        zero_fill: read bad chunks as zeros and record them in :attr:`faults`.
+        codepage: codepage of the 8-bit ``header`` text (default ``cp1252``).
+
+    Raises:
+        FormatError and subclasses: the files do not form a readable EWF1 image.
+    """
+
+    format: ClassVar[str] = "ewf"
+
+    def __init__(
+        self, paths: Sequence[str | os.PathLike[str]], *, zero_fill: bool = False, codepage: str = "cp1252"
+    ) -> None:
+        ordered = order_segments([Path(p) for p in paths])
+        self._files = SegmentSet(ordered)
+        try:
+            info, parsed = self._load(codepage)
+        except ConstructError as exc:  # pragma: no cover - fixed-size parses of checked bytes
+            self._files.close()
+            raise FormatError(f"malformed EWF structure ({exc})", path=ordered[0]) from None
+        except BaseException:
+            self._files.close()
+            raise
+        self._groups = parsed.groups
+        self._group_firsts = [g.first_chunk for g in parsed.groups]
+        self._structure_faults = tuple(parsed.faults)
+        self._read_lock = threading.Lock()
+        super().__init__(info, zero_fill=zero_fill)
+
+    # -- opening ----------------------------------------------------------------------------------
+
+    def _load(self, codepage: str) -> tuple[ImageInfo, _Parsed]:
+        files = self._files
+        p = _Parsed()
+        n = len(files)
+        next_chunk = 0
+        for si in range(n):
+            sections = walk_sections(files, si)
+            path = files.paths[si]
+            end = sections[-1]
+            if si < n - 1 and end.type != "next":
+                raise FormatError(
+                    f"segment {si + 1} '{path}' ends with '{end.type}' but more segments follow",
+                    path=path,
+                    offset=end.offset,
+                )
+            if si == n - 1 and end.type != "done":
+                try:
+                    missing = segment_path(files.paths[0], n + 1)
+                except ValueError:
+                    missing = path
+                raise MissingSegmentError(
+                    f"'{path}' is segment {n} of a longer set: it ends with 'next', segment {n + 1} "
+                    f"('{missing}') is missing",
+                    path=missing,
+                )
+            next_chunk = self._load_segment(si, sections, p, codepage, next_chunk)
+        if p.volume is None:
+            raise FormatError(f"no 'volume' section in '{files.paths[0]}'", path=files.paths[0])
+        return self._build_info(p, next_chunk), p
+
+    def _load_segment(self, si: int, sections: list[_Section], p: _Parsed, codepage: str, next_chunk: int) -> int:
+        files = self._files
+        path = files.paths[si]
+        last_sectors: _Section | None = None
+        pending_table: tuple[_Section, array[int], int, bool] | None = None  # section, entries, base, ok
+        for idx, sec in enumerate(sections):
+            t = sec.type
+            if pending_table is not None and t != "table2":
+                # a table not followed by table2 stands alone (SMART, EWF, EnCase 1)
+                tsec, _, _, ok = pending_table
+                if not ok:
+                    raise FormatError(
+                        f"'table' fails its footer checksum and has no 'table2' copy in '{path}'",
+                        path=path,
+                        offset=tsec.offset,
+                    )
+                pending_table = None
+                last_sectors = None
+            if t in ("header", "header2", "xheader"):
+                p.header_counts[t] = p.header_counts.get(t, 0) + 1
+                if any(h.kind == t for h in p.headers):
+                    continue  # copies are identical; the first good one is used
+                if sec.data_size > _MAX_HEADER_SECTION:
+                    raise FormatError(
+                        f"'{t}' section of {sec.data_size} bytes is implausibly large",
+                        path=path,
+                        offset=sec.offset,
+                    )
+                data = files.pread_exact(si, sec.data_offset, sec.data_size, f"'{t}' section")
+                try:
+                    p.headers.append(
+                        parse_header_section(data, t, codepage=codepage, path=str(path), offset=sec.data_offset)
+                    )
+                except FormatError:
+                    if p.header_counts[t] > 1 or not any(
+                        s.type == t for s in sections[idx + 1 :]
+                    ):  # no second copy left to try
+                        raise
+            elif t in ("volume", "disk", "data"):
+                self._load_volume(si, sec, p)
+            elif t == "sectors":
+                last_sectors = sec
+            elif t == "table":
+                entries, base, ok = self._load_table(si, sec, last_sectors, p)
+                pending_table = (sec, entries, base, ok)
+                if ok:
+                    next_chunk = self._add_group(si, sec, entries, base, last_sectors, p, next_chunk, "table")
+            elif t == "table2":
+                entries2, base2, ok2 = self._load_table(si, sec, last_sectors, p)
+                if pending_table is None:
+                    if not ok2:
+                        raise FormatError("'table2' footer checksum mismatch", path=path, offset=sec.offset)
+                    next_chunk = self._add_group(si, sec, entries2, base2, last_sectors, p, next_chunk, "table2")
+                else:
+                    tsec, entries, base, ok = pending_table
+                    if not ok:
+                        if not ok2:
+                            raise FormatError(
+                                f"both 'table' (0x{tsec.offset:x}) and 'table2' (0x{sec.offset:x}) fail their "
+                                f"footer checksums in '{path}'",
+                                path=path,
+                                offset=sec.offset,
+                            )
+                        next_chunk = self._add_group(si, tsec, entries2, base2, last_sectors, p, next_chunk, "table2")
+                        p.faults.append(
+                            Fault(
+                                FaultKind.METADATA,
+                                f"'table' at 0x{tsec.offset:x} in '{path}' fails its footer checksum; "
+                                "chunks located through its 'table2' copy",
+                                segment=str(path),
+                                offset=tsec.offset,
+                            )
+                        )
+                    elif ok2 and (entries2 != entries or base2 != base):
+                        p.faults.append(
+                            Fault(
+                                FaultKind.METADATA,
+                                f"'table2' at 0x{sec.offset:x} in '{path}' disagrees with its 'table'",
+                                segment=str(path),
+                                offset=sec.offset,
+                            )
+                        )
+                    elif not ok2:
+                        p.faults.append(
+                            Fault(
+                                FaultKind.METADATA,
+                                f"'table2' at 0x{sec.offset:x} in '{path}' fails its footer checksum",
+                                segment=str(path),
+                                offset=sec.offset,
+                            )
+                        )
+                pending_table = None
+                last_sectors = None
+            elif t == "hash":
+                hdata = self._checked_data(si, sec, structs.HASH_SIZE, 32, p)
+                if hdata is not None:
+                    md5 = hdata[:16]
+                    if any(md5):
+                        p.md5_hash = md5.hex()
+            elif t == "digest":
+                ddata = self._checked_data(si, sec, structs.DIGEST_SIZE, 76, p)
+                if ddata is not None:
+                    if any(ddata[:16]):
+                        p.md5_digest = ddata[:16].hex()
+                    if any(ddata[16:36]):
+                        p.sha1_digest = ddata[16:36].hex()
+            elif t == "xhash":
+                self._load_xhash(si, sec, p)
+            elif t == "error2":
+                self._load_error2(si, sec, p)
+            elif t == "session":
+                self._load_session(si, sec, p)
+            else:
+                log.debug("skipping section '%s' at 0x%x in %s", t, sec.offset, path)
+        return next_chunk
+
+    def _checked_data(self, si: int, sec: _Section, size: int, covered: int, p: _Parsed) -> bytes | None:
+        """Read a fixed-size section; on a checksum failure record a fault and return ``None``."""
+        path = self._files.paths[si]
+        if sec.data_size < size:
+            raise FormatError(
+                f"'{sec.type}' section has {sec.data_size} data bytes, needs {size}", path=path, offset=sec.offset
+            )
+        data = self._files.pread_exact(si, sec.data_offset, size, f"'{sec.type}' section")
+        stored = int.from_bytes(data[covered : covered + 4], "little")
+        if _adler32(data[:covered]) != stored:
+            p.faults.append(
+                Fault(
+                    FaultKind.METADATA,
+                    f"'{sec.type}' section at 0x{sec.offset:x} in '{path}' fails its checksum; not used",
+                    segment=str(path),
+                    offset=sec.data_offset + covered,
+                    expected=f"{stored:08x}",
+                    found=f"{_adler32(data[:covered]):08x}",
+                )
+            )
+            return None
+        return data
+
+    def _load_volume(self, si: int, sec: _Section, p: _Parsed) -> None:
+        files = self._files
+        path = files.paths[si]
+        if sec.data_size >= structs.VOLUME_SIZE:
+            kind, size, covered = "e01", structs.VOLUME_SIZE, 1048
+        elif sec.data_size >= structs.SMART_VOLUME_SIZE:
+            kind, size, covered = "smart", structs.SMART_VOLUME_SIZE, 90
+        else:
+            raise FormatError(
+                f"'{sec.type}' section has {sec.data_size} data bytes (expected 1052 or 94)",
+                path=path,
+                offset=sec.offset,
+            )
+        raw = files.pread_exact(si, sec.data_offset, size, f"'{sec.type}' section")
+        stored = int.from_bytes(raw[covered : covered + 4], "little")
+        good = _adler32(raw[:covered]) == stored or stored == 0  # Logicube writes 0: accepted (spec)
+        if sec.type == "data" and p.volume is not None:
+            if not good:
+                p.faults.append(
+                    Fault(
+                        FaultKind.METADATA,
+                        f"'data' section at 0x{sec.offset:x} in '{path}' fails its checksum",
+                        segment=str(path),
+                        offset=sec.data_offset + covered,
+                    )
+                )
+            elif raw != p.volume_raw:
+                p.faults.append(
+                    Fault(
+                        FaultKind.METADATA,
+                        f"'data' section at 0x{sec.offset:x} in '{path}' disagrees with the 'volume' section",
+                        segment=str(path),
+                        offset=sec.offset,
+                    )
+                )
+            return
+        if p.volume is not None:
+            return
+        if not good:
+            raise FormatError(
+                f"'{sec.type}' section checksum mismatch in '{path}' at offset 0x{sec.data_offset + covered:08x}",
+                path=path,
+                offset=sec.data_offset + covered,
+            )
+        p.volume = (structs.volume if kind == "e01" else structs.smart_volume).parse(raw)
+        p.volume_raw = raw
+        p.volume_kind = kind
+
+    def _load_table(self, si: int, sec: _Section, sectors: _Section | None, p: _Parsed) -> tuple[array[int], int, bool]:
+        """Read a table's header (checked: fatal) and entries; ``ok`` is the footer check."""
+        files = self._files
+        path = files.paths[si]
+        if sec.data_size < structs.TABLE_HEADER_SIZE:
+            raise FormatError(f"'{sec.type}' section too small ({sec.data_size} bytes)", path=path, offset=sec.offset)
+        head = files.pread_exact(si, sec.data_offset, structs.TABLE_HEADER_SIZE, f"'{sec.type}' header")
+        stored = int.from_bytes(head[20:24], "little")
+        if _adler32(head[:20]) != stored:
+            raise FormatError(
+                f"'{sec.type}' header checksum mismatch in '{path}' at offset 0x{sec.data_offset:08x}",
+                path=path,
+                offset=sec.data_offset,
+            )
+        h = structs.table_header.parse(head)
+        count, base = int(h.entry_count), int(h.base_offset)
+        # chunk data inside the table (SMART, EWF, EnCase 1) when no sectors section precedes it
+        has_footer = sectors is not None
+        room = sec.data_size - structs.TABLE_HEADER_SIZE - (4 if has_footer else 0)
+        if count * 4 > room or count == 0:
+            raise FormatError(
+                f"'{sec.type}' claims {count} entries but its section holds room for {max(room, 0) // 4}",
+                path=path,
+                offset=sec.data_offset,
+            )
+        raw = files.pread_exact(si, sec.data_offset + structs.TABLE_HEADER_SIZE, count * 4, "table entries")
+        entries = array("I")
+        entries.frombytes(raw)
+        if sys.byteorder == "big":  # pragma: no cover - little-endian hosts in CI
+            entries.byteswap()
+        ok = True
+        if has_footer:
+            foot = files.pread_exact(si, sec.data_offset + structs.TABLE_HEADER_SIZE + count * 4, 4, "table footer")
+            ok = _adler32(raw) == int.from_bytes(foot, "little")
+        return entries, base, ok
+
+    def _add_group(
+        self,
+        si: int,
+        sec: _Section,
+        entries: array[int],
+        base: int,
+        sectors: _Section | None,
+        p: _Parsed,
+        next_chunk: int,
+        source: str,
+    ) -> int:
+        if sectors is not None:
+            data_start, data_end = sectors.data_offset, sectors.end
+        else:
+            data_start = sec.data_offset + structs.TABLE_HEADER_SIZE + 4 * len(entries)
+            data_end = sec.end
+        p.groups.append(_Group(si, next_chunk, entries, base, data_start, data_end, sec.offset, source))
+        return next_chunk + len(entries)
+
+    def _load_xhash(self, si: int, sec: _Section, p: _Parsed) -> None:
+        if sec.data_size > _MAX_HEADER_SECTION:
+            return
+        data = self._files.pread_exact(si, sec.data_offset, sec.data_size, "'xhash' section")
+        try:
+            text = zlib.decompressobj().decompress(data, 1 << 20).decode("utf-8", errors="replace")
+        except zlib.error:
+            return
+        for alg in ("md5", "sha1"):
+            m = re.search(rf"<{alg}>([0-9a-fA-F]+)</{alg}>", text)
+            if m and any(c != "0" for c in m.group(1)):
+                p.xhash[alg] = m.group(1).lower()
+
+    def _load_error2(self, si: int, sec: _Section, p: _Parsed) -> None:
+        files = self._files
+        path = files.paths[si]
+        if sec.data_size < structs.ERROR2_HEADER_SIZE:
+            raise FormatError("'error2' section too small", path=path, offset=sec.offset)
+        head = files.pread_exact(si, sec.data_offset, structs.ERROR2_HEADER_SIZE, "'error2' header")
+        if _adler32(head[:516]) != int.from_bytes(head[516:520], "little"):
+            p.faults.append(
+                Fault(
+                    FaultKind.METADATA,
+                    f"'error2' header checksum mismatch in '{path}'",
+                    segment=str(path),
+                    offset=sec.data_offset + 516,
+                )
+            )
+            return
+        count = int.from_bytes(head[:4], "little")
+        room = (sec.data_size - structs.ERROR2_HEADER_SIZE - 4) // 8
+        if count > room:
+            raise FormatError(
+                f"'error2' claims {count} entries but its section holds room for {max(room, 0)}",
+                path=path,
+                offset=sec.data_offset,
+            )
+        raw = files.pread_exact(si, sec.data_offset + structs.ERROR2_HEADER_SIZE, count * 8 + 4, "'error2' entries")
+        if _adler32(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
+            p.faults.append(
+                Fault(
+                    FaultKind.METADATA,
+                    f"'error2' entries checksum mismatch in '{path}'",
+                    segment=str(path),
+                    offset=sec.data_offset + structs.ERROR2_HEADER_SIZE + count * 8,
+                )
+            )
+            return
+        for i in range(count):
+            first = int.from_bytes(raw[8 * i : 8 * i + 4], "little")
+            num = int.from_bytes(raw[8 * i + 4 : 8 * i + 8], "little")
+            p.errors.append((first, num))
+
+    def _load_session(self, si: int, sec: _Section, p: _Parsed) -> None:
+        files = self._files
+        path = files.paths[si]
+        if sec.data_size < structs.SESSION_HEADER_SIZE:
+            raise FormatError("'session' section too small", path=path, offset=sec.offset)
+        head = files.pread_exact(si, sec.data_offset, structs.SESSION_HEADER_SIZE, "'session' header")
+        if _adler32(head[:32]) != int.from_bytes(head[32:36], "little"):
+            p.faults.append(
+                Fault(
+                    FaultKind.METADATA,
+                    f"'session' header checksum mismatch in '{path}'",
+                    segment=str(path),
+                    offset=sec.data_offset + 32,
+                )
+            )
+            return
+        count = int.from_bytes(head[:4], "little")
+        room = (sec.data_size - structs.SESSION_HEADER_SIZE - 4) // 32
+        if count > room:
+            raise FormatError(
+                f"'session' claims {count} entries but its section holds room for {max(room, 0)}",
+                path=path,
+                offset=sec.data_offset,
+            )
+        raw = files.pread_exact(si, sec.data_offset + structs.SESSION_HEADER_SIZE, count * 32 + 4, "'session' entries")
+        if _adler32(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
+            p.faults.append(
+                Fault(
+                    FaultKind.METADATA,
+                    f"'session' entries checksum mismatch in '{path}'",
+                    segment=str(path),
+                    offset=sec.data_offset + structs.SESSION_HEADER_SIZE + count * 32,
+                )
+            )
+            return
+        for i in range(count):
+            flags = int.from_bytes(raw[32 * i : 32 * i + 4], "little")
+            first = int.from_bytes(raw[32 * i + 4 : 32 * i + 8], "little")
+            p.sessions.append({"first_sector": first, "flags": flags})
+
+    def _build_info(self, p: _Parsed, total_entries: int) -> ImageInfo:
+        files = self._files
+        v = p.volume
+        first = files.paths[0]
+        spc, bps, sectors = int(v.sectors_per_chunk), int(v.bytes_per_sector), int(v.sector_count)
+        if not (0 < bps <= 1 << 16) or not (0 < spc <= 1 << 20) or spc * bps > _MAX_CHUNK_SIZE:
+            raise FormatError(
+                f"volume geometry is implausible: {spc} sectors per chunk of {bps} bytes",
+                path=first,
+                offset=structs.FILE_HEADER_SIZE,
+            )
+        chunk_size = spc * bps
+        size = sectors * bps  # never from the chunk count (spec: media size)
+        needed = -(-size // chunk_size)
+        if total_entries < needed:
+            raise FormatError(
+                f"the tables list {total_entries} chunks but the media of {sectors} sectors needs {needed}",
+                path=files.paths[-1],
+            )
+        vol_chunks = int(v.chunk_count)
+        if vol_chunks and vol_chunks != total_entries:
+            p.faults.append(
+                Fault(
+                    FaultKind.METADATA,
+                    f"volume says {vol_chunks} chunks, the tables list {total_entries}",
+                    segment=str(first),
+                )
+            )
+        merged = merge_headers(p.headers)
+        values = merged.values
+        hashes: dict[str, str] = {}
+        md5 = p.md5_digest or p.md5_hash or p.xhash.get("md5")
+        if md5:
+            hashes["md5"] = md5
+        sha1 = p.sha1_digest or p.xhash.get("sha1")
+        if sha1:
+            hashes["sha1"] = sha1
+        if p.md5_digest and p.md5_hash and p.md5_digest != p.md5_hash:
+            p.faults.append(
+                Fault(
+                    FaultKind.HASH_MISMATCH,
+                    f"the 'hash' section's MD5 {p.md5_hash} differs from the 'digest' section's {p.md5_digest}",
+                    segment=str(files.paths[-1]),
+                    expected=p.md5_digest,
+                    found=p.md5_hash,
+                )
+            )
+        unreadable: list[Range] = []
+        for first_sector, count in p.errors:
+            start = min(first_sector * bps, size)
+            end = min((first_sector + count) * bps, size)
+            if end > start:
+                unreadable.append(Range(start, end))
+        details: dict[str, Any] = {
+            "sectors_per_chunk": spc,
+            "sector_count": sectors,
+            "chunk_count": vol_chunks or total_entries,
+            "segment_count": len(files),
+            "volume_layout": "SMART (94 bytes)" if p.volume_kind == "smart" else "E01 (1052 bytes)",
+            "header_sections": dict(p.header_counts),
+        }
+        media_type = "fixed"
+        is_physical = True
+        if p.volume_kind == "e01":
+            level = int(v.compression_level)
+            details["compression_level"] = _COMPRESSION_LEVELS.get(level, str(level))
+            details["error_granularity"] = int(v.error_granularity)
+            media_type = _MEDIA_TYPES.get(int(v.media_type), f"0x{int(v.media_type):02x}")
+            details["media_type"] = media_type
+            details["media_flags"] = int(v.media_flags)
+            is_physical = bool(int(v.media_flags) & 0x02)
+            details["is_physical"] = is_physical
+            details["set_identifier"] = bytes(v.set_identifier).hex()
+        if "r" in values:
+            details["header_compression"] = {"n": "none", "f": "fast", "b": "best"}.get(values["r"], values["r"])
+        if p.sessions:
+            details["sessions"] = list(p.sessions)
+        fallbacks = sum(1 for g in p.groups if g.source == "table2")
+        if fallbacks:
+            details["table2_fallbacks"] = fallbacks
+        if values.get("p", "0") not in ("", "0"):
+            details["password_hash"] = values["p"]
+        acquired = parse_header_date(values.get("m", ""))
+        system = parse_header_date(values.get("u", ""))
+        source = SourceInfo(
+            size=size,
+            logical_sector_size=bps,
+            model=values.get("md", ""),
+            serial=values.get("sn", ""),
+            media_type=media_type,
+            is_physical=is_physical,
+        )
+        return ImageInfo(
+            format="ewf",
+            size=size,
+            sector_size=bps,
+            chunk_size=chunk_size,
+            segments=tuple(files.paths),
+            format_version=_guess_format(p),
+            case=case_from_values(values),
+            acquired_at=acquired,
+            system_date=system,
+            acquisition_software=values.get("av") or None,
+            acquisition_os=values.get("ov") or None,
+            stored_hashes=hashes,
+            unreadable=tuple(unreadable),
+            complete=True,
+            source=source,
+            details=details,
+        )
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _read_chunk(self, index: int) -> bytes:
+        cs = self._chunk_size
+        mstart = index * cs
+        expected = min(cs, self._size - mstart)
+        media = (mstart, mstart + expected)
+        g = self._groups[bisect.bisect_right(self._group_firsts, index) - 1]
+        k = index - g.first_chunk
+        starts, comp = g.offsets()
+        start, end = starts[k], starts[k + 1]
+        path = self._files.paths[g.segment]
+        if not (g.data_start <= start < end <= g.data_end):
+            raise _chunk_error(
+                FaultKind.SIZE,
+                f"table entry points outside its data (0x{start:x}..0x{end:x} not inside "
+                f"0x{g.data_start:x}..0x{g.data_end:x})",
+                path=path,
+                offset=start,
+                chunk=index,
+                media=media,
+            )
+        stored = self._files.pread(g.segment, start, end - start)
+        if len(stored) != end - start:
+            raise _chunk_error(
+                FaultKind.SHORT_READ,
+                "the segment file ends inside the chunk",
+                path=path,
+                offset=start,
+                chunk=index,
+                media=media,
+            )
+        last = index == self._chunk_count - 1
+        if comp[k]:
+            d = _decompressobj()
+            try:
+                out: bytes = d.decompress(stored, cs + 1)
+            except _ZLIB_ERRORS as exc:
+                # zlib's own Adler-32 of the inflated data failing is a checksum fault
+                kind = FaultKind.CHECKSUM if "check" in str(exc).lower() else FaultKind.DECOMPRESS
+                raise _chunk_error(
+                    kind,
+                    f"zlib stream is corrupt ({exc})",
+                    path=path,
+                    offset=start,
+                    chunk=index,
+                    media=media,
+                ) from None
+            if not d.eof:
+                raise _chunk_error(
+                    FaultKind.DECOMPRESS if len(out) <= cs else FaultKind.SIZE,
+                    "zlib stream does not end inside the chunk"
+                    if len(out) <= cs
+                    else f"inflates to more than the chunk size {cs}",
+                    path=path,
+                    offset=start,
+                    chunk=index,
+                    media=media,
+                )
+            if d.unused_data:
+                raise _chunk_error(
+                    FaultKind.SIZE,
+                    f"{len(d.unused_data)} bytes follow the zlib stream inside the chunk",
+                    path=path,
+                    offset=start,
+                    chunk=index,
+                    media=media,
+                )
+            n = len(out)
+            if n != expected and not (last and expected < n <= cs):  # a padded last chunk is allowed
+                raise _chunk_error(
+                    FaultKind.SIZE,
+                    f"inflates to {n} bytes, expected {expected}",
+                    path=path,
+                    offset=start,
+                    chunk=index,
+                    media=media,
+                )
+            return out if n == expected else out[:expected]
+        n = len(stored) - 4
+        if n != expected and not (last and expected < n <= cs):
+            raise _chunk_error(
+                FaultKind.SIZE,
+                f"stored size {len(stored)} is not {expected} bytes + 4-byte checksum",
+                path=path,
+                offset=start,
+                chunk=index,
+                media=media,
+            )
+        mv = memoryview(stored)
+        found = _adler32(mv[:n])
+        want = int.from_bytes(stored[n:], "little")
+        if found != want:
+            raise _chunk_error(
+                FaultKind.CHECKSUM,
+                f"Adler-32 {found:08x} does not match the stored {want:08x}",
+                path=path,
+                offset=start,
+                chunk=index,
+                media=media,
+            )
+        return stored[:expected]
+
+    def _close_files(self) -> None:
+        self._files.close()
+
+    # -- verification hooks -----------------------------------------------------------------------
+
+    def check_structure(self) -> tuple[Fault, ...]:
+        """Faults found in the image's structure at open: ``table`` footers that failed (``table2``
+        used), ``table``/``table2`` and ``data``/``volume`` disagreements, ``hash`` vs ``digest`` MD5
+        disagreement, metadata sections whose checksums fail. Never raises."""
+        return self._structure_faults
+
+    def chunk_location(self, index: int) -> tuple[Path, int, int, bool]:
+        """Where chunk ``index`` is stored: segment file, file offset, stored size, compressed."""
+        g = self._groups[bisect.bisect_right(self._group_firsts, index) - 1]
+        starts, comp = g.offsets()
+        k = index - g.first_chunk
+        return self._files.paths[g.segment], starts[k], starts[k + 1] - starts[k], bool(comp[k])
+
+
+def _guess_format(p: _Parsed) -> str:
+    """The writer profile, guessed as libewf does from the volume layout and the header texts."""
+    if p.volume_kind == "smart":
+        return "SMART" if bytes(p.volume.signature) == b"SMART" else "EWF"
+    kinds = {h.kind: h for h in p.headers}
+    if "xheader" in kinds:
+        return "EWFX"
+    h2 = kinds.get("header2")
+    if h2 is not None:
+        if "l" in h2.keys:
+            return "EnCase 7"
+        if "md" in h2.keys:
+            return "EnCase 6"
+        return "EnCase 5" if h2.category_count >= 3 else "EnCase 4"
+    h = kinds.get("header")
+    if h is None:
+        return "EWF"
+    if "md" in h.keys:
+        return "linen 6"
+    if h.category_count >= 3:
+        return "linen 5"
+    if p.header_counts.get("header", 0) <= 1:
+        return "EnCase 1"
+    if "r" in h.keys:
+        if not h.crlf:
+            return "FTK"
+        return "EnCase 3" if h.main.get("av", "").startswith("3") else "EnCase 2"
+    return "EnCase 4"
+
+
+def open_image(paths: Sequence[Path], *, zero_fill: bool = False, **options: Any) -> Image:
+    """Open an EWF1 image (any segment, or all of them).
+
+    Options:
+        codepage: codepage of the 8-bit ``header`` text (default ``cp1252``).
+    """
+    codepage = str(options.pop("codepage", "cp1252"))
+    return EWFImage(paths, zero_fill=zero_fill, codepage=codepage)
