@@ -1,0 +1,693 @@
+"""E01 writer: the EnCase 6 layout, byte-compatible with libewf (``formats/ewf/spec.md``, ewf-notes).
+
+What one set looks like (ewf-notes §1.4)::
+
+    E01 (single):  header2 header2 header volume {sectors table table2}+ data [error2] [digest] hash done
+    E01 (of n):    header2 header2 header volume {sectors table table2}+ next
+    E02..En-1:     data {sectors table table2}+ next
+    En:            data {sectors table table2}+ [error2] [digest] hash done
+
+Each ``sectors``/``table``/``table2`` group holds at most 65534 chunks and less than 2 GiB of chunk
+data; table entries are relative to the group's base offset, the file offset of its ``sectors``
+descriptor (EnCase 6+, ewf-notes §4.2, §4.4). A chunk is stored zlib-compressed only when the zlib
+stream is strictly smaller than the raw chunk, else raw followed by its little-endian Adler-32
+(pitfall 8). All-zero chunks are compressed once and reused, in every mode (pitfall 11).
+
+The total size is not known while writing (standard input acquisition), so ``volume`` and every
+``data`` section are written with zero counts and rewritten at close, checksums included (§6.5).
+Files get their final names at once: an aborted or crashed set has no ``done`` section, which readers
+report as incomplete.
+
+Speed: chunks are compressed in a thread pool in batches (ISA-L's deflate via ``isal`` when installed,
+else zlib; both release the GIL), results are written strictly in order with ``os.writev`` in large
+runs, and hashing is the base class's job (one thread per algorithm), so each byte is hashed once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import struct
+import sys
+import uuid
+import zlib
+from array import array
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from forensimg.errors import UsageError, WriteError
+from forensimg.formats.ewf import structs as S
+from forensimg.formats.ewf._headergen import (
+    build_header2_text,
+    build_header_text,
+    encode_header,
+    encode_header2,
+    header_values,
+)
+from forensimg.formats.ewf.naming import segment_path
+from forensimg.image import Range
+from forensimg.writer import ImageWriter, WriteResult
+
+_isal_zlib: Any
+try:  # ISA-L deflate: ordinary zlib streams, several times faster than zlib at level 1
+    _isal_zlib = importlib.import_module("isal.isal_zlib")
+except ImportError:  # pragma: no cover - isal is a dependency, but stay usable without it
+    _isal_zlib = None
+
+__all__ = [
+    "DEFAULT_SEGMENT_SIZE",
+    "MAX_TABLE_ENTRIES",
+    "RECOMMENDED_MIN_SEGMENT_SIZE",
+    "EWFWriter",
+    "create_writer",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEGMENT_SIZE = 1500 * 1024 * 1024
+"""1500 MiB, libewf's ``LIBEWF_DEFAULT_SEGMENT_FILE_SIZE`` (ewfacquire shows it as "1.4 GiB")."""
+
+RECOMMENDED_MIN_SEGMENT_SIZE = 1024 * 1024
+"""ewfacquire refuses segments below 1 MiB; the library accepts smaller ones (tests) but examiners
+should not go below this."""
+
+MAX_TABLE_ENTRIES = 65534
+"""Chunks per ``table`` in EnCase 6+ files (ewf-notes §4.5)."""
+
+_MAX_GROUP_BYTES = 0x7FFFFFFF
+"""Table entries hold a 31-bit offset from the group base (ewf-notes §4.4)."""
+
+_DESC = S.DESCRIPTOR_SIZE  # 76
+_VOLUME_SECTION = _DESC + S.VOLUME_SIZE  # 1128
+_DIGEST_SECTION = _DESC + S.DIGEST_SIZE  # 156
+_HASH_SECTION = _DESC + S.HASH_SIZE  # 112
+_TABLE_FIXED = _DESC + S.TABLE_HEADER_SIZE + 4  # descriptor + header + footer = 104
+
+COMPRESSION_LEVELS: Mapping[str, int] = {"none": 0, "fast": 1, "best": 2}
+"""Volume byte 52 per compression choice (ewf-notes §3.1)."""
+
+MEDIA_TYPES: Mapping[str, int] = {"removable": 0x00, "fixed": 0x01, "optical": 0x03, "memory": 0x10}
+"""Volume byte 0 per media type (ewf-notes §3.1)."""
+
+_FLAG_IMAGE = 0x01  # always set (pitfall 17)
+_FLAG_PHYSICAL = 0x02
+
+_BATCH_BYTES = 1 << 20  # media bytes per compression job
+_FLUSH_BYTES = 8 << 20  # buffered output written with one writev
+_IOV_MAX = 512
+
+_le_u32 = struct.Struct("<I")
+
+Compressor = Callable[[memoryview | bytes], bytes]
+
+
+def _compressor(compression: str) -> tuple[Compressor | None, str]:
+    """The chunk compressor for a choice, and a label naming the library and level used."""
+    if compression == "none":
+        return None, "none"
+    if compression == "fast":
+        if _isal_zlib is not None:
+            isal = _isal_zlib
+            # ISA-L level 1: as small as level 2 on disk data and a little faster (bench/README.md).
+            return (lambda d: isal.compress(d, 1)), "isal-1"
+        return (lambda d: zlib.compress(d, 1)), "zlib-1"
+    # best: zlib level 9, as libewf's "best" (78 da); smaller than ISA-L's level 3
+    return (lambda d: zlib.compress(d, 9)), "zlib-9"
+
+
+# A chunk ready for the file: (payload, LE Adler-32 trailer) for raw chunks, (zlib stream, None) for
+# compressed ones.
+_Stored = tuple[memoryview | bytes, bytes | None]
+
+
+def _encode_batch(
+    data: bytes, start: int, stop: int, chunk_size: int, compress: Compressor | None, zero: bytes, zero_stored: bytes
+) -> list[_Stored]:
+    """Encode the chunks of ``data[start:stop]`` (runs on a pool thread; zlib/isal release the GIL)."""
+    out: list[_Stored] = []
+    mv = memoryview(data)
+    adler = zlib.adler32
+    pack = _le_u32.pack
+    for o in range(start, stop, chunk_size):
+        e = o + chunk_size if o + chunk_size <= stop else stop
+        n = e - o
+        # cheap first-byte test before the 32 KiB compare (a slice of bytes compares with memcmp)
+        if n == chunk_size and data[o] == 0 and data[o:e] == zero:
+            out.append((zero_stored, None))
+            continue
+        view = mv[o:e]
+        if compress is not None:
+            c = compress(view)
+            if len(c) < n:  # strictly smaller, else raw + checksum (pitfall 8)
+                out.append((c, None))
+                continue
+        out.append((view, pack(adler(view))))
+    return out
+
+
+def _with_checksum(raw: bytes | bytearray) -> bytes:
+    """Replace the last 4 bytes with the Adler-32 of everything before them (pitfall 3)."""
+    b = bytearray(raw)
+    _le_u32.pack_into(b, len(b) - 4, zlib.adler32(memoryview(b)[:-4]))
+    return bytes(b)
+
+
+def _descriptor(kind: str, offset: int, size: int) -> bytes:
+    """A 76-byte section descriptor; ``size`` includes the descriptor. ``next`` = ``offset + size``.
+
+    ``next``/``done`` sections have size 0 and point at themselves (ewf-notes §1.2).
+    """
+    raw = S.section_descriptor.build(
+        {"type": kind, "next": offset + size, "size": size, "padding": bytes(40), "checksum": 0}
+    )
+    return _with_checksum(raw)
+
+
+def _entries_bytes(entries: array[int]) -> bytes:
+    if sys.byteorder == "big":  # pragma: no cover - EWF is little-endian
+        entries = array("I", entries)
+        entries.byteswap()
+    return entries.tobytes()
+
+
+class EWFWriter(ImageWriter):
+    """Writes an E01 set in the EnCase 6 layout (see the module docstring).
+
+    Args:
+        path: the first segment (``NAME.E01``; later segments are ``.E02`` … ``.E99``, ``.EAA`` …).
+        segment_size: maximum bytes per segment file; default 1500 MiB as ewfacquire. The library
+            accepts anything that holds one chunk (for tests); examiners should use at least 1 MiB
+            (:data:`RECOMMENDED_MIN_SEGMENT_SIZE`).
+        compression: ``"none"``, ``"fast"`` (deflate level 1, ISA-L when available) or ``"best"``
+            (zlib level 9). All-zero chunks are compressed in every mode.
+        sectors_per_chunk: 16 … 32768, a power of two (default 64: 32 KiB chunks with 512-byte sectors).
+        media_type: ``fixed``, ``removable``, ``optical`` or ``memory``; default the source's, else fixed.
+        threads: compression threads (default: the number of CPUs, at most 8).
+        software: acquisition software recorded in the headers (``av``, ≤ 11 characters).
+        os_name: acquisition OS recorded in the headers (``ov``, ≤ 23 characters).
+        fsync: flush every segment to stable storage at close (default).
+        **kwargs: see :class:`~forensimg.writer.ImageWriter` (case, source, sector_size, hashes, ...).
+
+    Raises:
+        UsageError: an invalid option.
+        WriteError: a segment file exists already (without ``overwrite``) or cannot be created.
+    """
+
+    format: ClassVar[str] = "ewf"
+    requires_whole_sectors: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        segment_size: int | None = None,
+        compression: str = "fast",
+        sectors_per_chunk: int = 64,
+        media_type: str | None = None,
+        threads: int | None = None,
+        software: str | None = None,
+        os_name: str | None = None,
+        fsync: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(path, **kwargs)
+        try:
+            self._setup(segment_size, compression, sectors_per_chunk, media_type, threads, software, os_name, fsync)
+            self._open_segment()
+        except BaseException:
+            if self._hasher is not None:
+                self._hasher.close()
+            self._release()
+            raise
+
+    def _setup(
+        self,
+        segment_size: int | None,
+        compression: str,
+        sectors_per_chunk: int,
+        media_type: str | None,
+        threads: int | None,
+        software: str | None,
+        os_name: str | None,
+        fsync: bool,
+    ) -> None:
+        self._fd: int | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._paths: list[Path] = []
+        compression = (compression or "none").lower()
+        if compression not in COMPRESSION_LEVELS:
+            raise UsageError(f"unknown compression '{compression}' (choose none, fast or best)")
+        spc = int(sectors_per_chunk)
+        if spc < 16 or spc > 32768 or spc & (spc - 1):
+            raise UsageError(f"sectors per chunk must be a power of two from 16 to 32768, not {sectors_per_chunk}")
+        if self.sector_size < 512 or self.sector_size > 65536:
+            raise UsageError(f"E01 bytes per sector must be 512 … 65536, not {self.sector_size}")
+        mt = (media_type or (self.source.media_type if self.source else "") or "fixed").lower()
+        if mt not in MEDIA_TYPES:
+            raise UsageError(f"unknown media type '{media_type}' (choose {', '.join(MEDIA_TYPES)})")
+        self.compression = compression
+        self.sectors_per_chunk = spc
+        self.chunk_size = spc * self.sector_size
+        self.media_type = mt
+        self.segment_size = DEFAULT_SEGMENT_SIZE if segment_size is None else int(segment_size)
+        # random (v4) set GUID in the little-endian GUID layout of Windows, so that libewf and EnCase show
+        # it as the canonical UUID string; readers treat the 16 bytes as opaque (ewf-notes §11)
+        self.set_uuid = uuid.uuid4()
+        self.set_identifier = self.set_uuid.bytes_le
+        self._fsync = fsync
+        self._compress, self._compressor_label = _compressor(compression)
+        # every all-zero full chunk is stored as this one stream (ewf-notes pitfall 11)
+        self._zero = bytes(self.chunk_size)
+        self._zero_stored = (self._compress or (lambda d: zlib.compress(d, 1)))(self._zero)
+        # header sections: the same text for the whole set
+        system_date = datetime.now(UTC)
+        src = self.source
+        values = header_values(
+            self.case,
+            acquired_at=self.acquired_at,
+            system_date=system_date,
+            model=src.model if src else "",
+            serial=src.serial if src else "",
+            software=software,
+            os_name=os_name,
+        )
+        self._header_values = values
+        self._header2 = zlib.compress(encode_header2(build_header2_text(values)))
+        self._header = zlib.compress(encode_header(build_header_text(values)))
+        # sizing: what the first segment needs before and after its chunks
+        first_overhead = S.FILE_HEADER_SIZE + 2 * (_DESC + len(self._header2)) + _DESC + len(self._header)
+        first_overhead += _VOLUME_SECTION
+        minimum = first_overhead + _DESC + self.chunk_size + 4 + 2 * (_TABLE_FIXED + 4) + self._closing_reserve(0)
+        if self.segment_size < minimum:
+            raise UsageError(
+                f"segment size {self.segment_size} cannot hold one {self.chunk_size}-byte chunk "
+                f"(minimum {minimum}; at least {RECOMMENDED_MIN_SEGMENT_SIZE} is recommended)"
+            )
+        n = threads if threads is not None else min(os.cpu_count() or 1, 8)
+        self.threads = max(1, int(n))
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="forensimg-ewf")
+        self._inflight: deque[Future[list[_Stored]]] = deque()
+        self._max_inflight = max(4, 3 * self.threads)
+        self._pending = bytearray()
+        # output state
+        self._seg_pos = 0  # logical end of the current segment (written + buffered)
+        self._iov: list[memoryview | bytes | bytearray] = []
+        self._iov_bytes = 0
+        self._flushed_to = 0  # file offset up to which the buffer has been written
+        self._data_sections: list[tuple[Path, int]] = []  # (segment, offset) of each data placeholder
+        self._volume_at = 0
+        # group state
+        self._group_base: int | None = None
+        self._group_desc: bytearray | None = None
+        self._group_entries: array[int] = array("I")
+        self._chunk_count = 0
+        self._seg_chunks = 0
+
+    # -- sizing -----------------------------------------------------------------------------------
+
+    def _closing_reserve(self, error_ranges: int) -> int:
+        """Bytes the end of a segment may need: ``next``, or the closing sections of the last one."""
+        error2 = _DESC + S.ERROR2_HEADER_SIZE + 8 * error_ranges + 4 if error_ranges else 0
+        last = _VOLUME_SECTION + error2 + _DIGEST_SECTION + _HASH_SECTION + _DESC
+        return max(_DESC, last)
+
+    # -- raw output -------------------------------------------------------------------------------
+
+    def _emit(self, buf: memoryview | bytes | bytearray) -> None:
+        self._iov.append(buf)
+        n = len(buf) if not isinstance(buf, memoryview) else buf.nbytes
+        self._iov_bytes += n
+        self._seg_pos += n
+        if self._iov_bytes >= _FLUSH_BYTES or len(self._iov) >= _IOV_MAX:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._iov:
+            return
+        fd = self._fd
+        assert fd is not None
+        iov = self._iov
+        try:
+            while iov:
+                n = os.writev(fd, iov)
+                self._flushed_to += n
+                if n == self._iov_bytes:
+                    break
+                # partial write: drop what was written and go on
+                self._iov_bytes -= n
+                while n:
+                    first = iov[0]
+                    ln = len(first) if not isinstance(first, memoryview) else first.nbytes
+                    if n >= ln:
+                        n -= ln
+                        iov.pop(0)
+                    else:
+                        iov[0] = memoryview(first)[n:]
+                        n = 0
+        except OSError as exc:
+            p = self._paths[-1]
+            raise WriteError(
+                f"cannot write '{p}': {exc.strerror}", path=p, offset=self._flushed_to, errno_=exc.errno
+            ) from None
+        self._iov = []
+        self._iov_bytes = 0
+
+    def _pwrite(self, fd: int, data: bytes, offset: int, path: Path) -> None:
+        try:
+            if os.pwrite(fd, data, offset) != len(data):
+                raise OSError(28, "short write")
+        except OSError as exc:
+            raise WriteError(
+                f"cannot write '{path}': {exc.strerror}", path=path, offset=offset, errno_=exc.errno
+            ) from None
+
+    # -- segments ---------------------------------------------------------------------------------
+
+    def _open_segment(self) -> None:
+        number = len(self._paths) + 1
+        try:
+            p = self.path if number == 1 else segment_path(self.path, number)
+        except ValueError as exc:
+            raise WriteError(f"too many segments for '{self.path}': {exc}", path=self.path) from None
+        self._check_target(p)
+        try:
+            self._fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise WriteError(f"cannot create '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
+        self._paths.append(p)
+        self._seg_pos = 0
+        self._flushed_to = 0
+        self._seg_chunks = 0
+        self._emit(S.file_header.build({"segment_number": number}))
+        if number == 1:
+            for kind, data in (("header2", self._header2), ("header2", self._header2), ("header", self._header)):
+                self._emit(_descriptor(kind, self._seg_pos, _DESC + len(data)))
+                self._emit(data)
+            self._volume_at = self._seg_pos
+            self._emit_volume("volume")
+        else:
+            self._data_sections.append((p, self._seg_pos))
+            self._emit_volume("data")
+
+    def _volume_data(self) -> bytes:
+        sector_count = self.position // self.sector_size
+        flags = _FLAG_IMAGE
+        if self.source is None or self.source.is_physical:
+            flags |= _FLAG_PHYSICAL
+        raw = S.volume.build(
+            {
+                "media_type": MEDIA_TYPES[self.media_type],
+                "chunk_count": self._chunk_count,
+                "sectors_per_chunk": self.sectors_per_chunk,
+                "bytes_per_sector": self.sector_size,
+                "sector_count": sector_count,
+                "cylinders": 0,
+                "heads": 0,
+                "sectors": 0,
+                "media_flags": flags,
+                "palm_volume_start": 0,
+                "smart_logs_start": 0,
+                "compression_level": COMPRESSION_LEVELS[self.compression],
+                "error_granularity": self.sectors_per_chunk,
+                "set_identifier": self.set_identifier,
+                "unknown": bytes(963),
+                "signature": bytes(5),
+                "checksum": 0,
+            }
+        )
+        return _with_checksum(raw)
+
+    def _emit_volume(self, kind: str) -> None:
+        self._emit(_descriptor(kind, self._seg_pos, _VOLUME_SECTION))
+        self._emit(self._volume_data())
+
+    def _end_segment(self) -> None:
+        """Close the group and end the segment with ``next`` (more segments follow)."""
+        self._close_group()
+        self._emit(_descriptor("next", self._seg_pos, 0))
+        self._flush()
+        fd, self._fd = self._fd, None
+        assert fd is not None
+        os.close(fd)
+
+    # -- groups -----------------------------------------------------------------------------------
+
+    def _open_group(self) -> None:
+        self._group_base = self._seg_pos
+        self._group_desc = bytearray(_DESC)  # filled in when the group closes
+        self._group_entries = array("I")
+        self._emit(self._group_desc)
+
+    def _close_group(self) -> None:
+        base = self._group_base
+        if base is None:
+            return
+        assert self._group_desc is not None
+        desc = _descriptor("sectors", base, self._seg_pos - base)
+        if self._flushed_to > base:  # already on disk: patch it there
+            self._flush()
+            assert self._fd is not None
+            self._pwrite(self._fd, desc, base, self._paths[-1])
+        else:
+            self._group_desc[:] = desc
+        entries = _entries_bytes(self._group_entries)
+        header = _with_checksum(
+            S.table_header.build({"entry_count": len(self._group_entries), "base_offset": base, "checksum": 0})
+        )
+        footer = _le_u32.pack(zlib.adler32(entries))
+        size = _DESC + len(header) + len(entries) + 4
+        for kind in ("table", "table2"):  # table2: byte-identical recovery copy (ewf-notes §4.1)
+            self._emit(_descriptor(kind, self._seg_pos, size))
+            self._emit(header)
+            self._emit(entries)
+            self._emit(footer)
+        self._group_base = None
+        self._group_desc = None
+
+    # -- chunks -----------------------------------------------------------------------------------
+
+    def _place(self, stored: list[_Stored]) -> None:
+        """Append encoded chunks to the output, in order, starting groups and segments as needed."""
+        limit = self.segment_size
+        for payload, trailer in stored:
+            length = (len(payload) if not isinstance(payload, memoryview) else payload.nbytes) + (4 if trailer else 0)
+            while True:
+                base = self._group_base
+                if base is not None and (
+                    len(self._group_entries) >= MAX_TABLE_ENTRIES or self._seg_pos + length - base > _MAX_GROUP_BYTES
+                ):
+                    self._close_group()
+                    base = None
+                n = len(self._group_entries) + 1 if base is not None else 1
+                need = (
+                    self._seg_pos
+                    + (_DESC if base is None else 0)
+                    + length
+                    + 2 * (_TABLE_FIXED + 4 * n)
+                    + self._closing_reserve(len(self._unreadable))
+                )
+                if need <= limit or self._seg_chunks == 0:
+                    break
+                self._end_segment()
+                self._open_segment()
+            if self._group_base is None:
+                self._open_group()
+                base = self._group_base
+            assert base is not None
+            offset = self._seg_pos - base
+            self._group_entries.append(offset if trailer else offset | 0x80000000)
+            self._emit(payload)
+            if trailer:
+                self._emit(trailer)
+            self._chunk_count += 1
+            self._seg_chunks += 1
+        if self._chunk_count > 0xFFFFFFFF:
+            raise WriteError("more than 2^32 - 1 chunks: use a larger chunk size", path=self.path)
+
+    def _submit(self, data: bytes, start: int, stop: int) -> None:
+        assert self._pool is not None
+        step = max(1, _BATCH_BYTES // self.chunk_size) * self.chunk_size
+        for s in range(start, stop, step):
+            e = min(s + step, stop)
+            fut = self._pool.submit(
+                _encode_batch, data, s, e, self.chunk_size, self._compress, self._zero, self._zero_stored
+            )
+            self._inflight.append(fut)
+            while self._inflight and (len(self._inflight) > self._max_inflight or self._inflight[0].done()):
+                self._place(self._inflight.popleft().result())
+
+    def _drain(self) -> None:
+        while self._inflight:
+            self._place(self._inflight.popleft().result())
+
+    def _write(self, data: bytes) -> None:
+        cs = self.chunk_size
+        off = 0
+        n = len(data)
+        if self._pending:
+            take = min(cs - len(self._pending), n)
+            self._pending += data[:take]
+            off = take
+            if len(self._pending) < cs:
+                return
+            self._submit(bytes(self._pending), 0, cs)
+            self._pending = bytearray()
+        end = off + (n - off) // cs * cs
+        if end > off:
+            self._submit(data, off, end)
+        if end < n:
+            self._pending += data[end:]
+
+    # -- closing ----------------------------------------------------------------------------------
+
+    def _error_entries(self, unreadable: Sequence[Range]) -> list[tuple[int, int]]:
+        """error2 entries (first sector, sector count) as u32 pairs; sectors past 2^32 cannot be stored."""
+        bps = self.sector_size
+        out: list[tuple[int, int]] = []
+        for r in unreadable:
+            first = r.start // bps
+            last = -(-r.end // bps)  # exclusive
+            if first > 0xFFFFFFFF:
+                log.warning("unreadable range at sector %d is past what error2 can record (2^32 sectors)", first)
+                continue
+            while last > first:
+                count = min(last - first, 0xFFFFFFFF)
+                out.append((first, count))
+                first += count
+                if first > 0xFFFFFFFF:
+                    break
+        return out
+
+    def _finalize(self, hashes: Mapping[str, str], unreadable: tuple[Range, ...]) -> WriteResult:
+        if self._pending:
+            self._submit(bytes(self._pending), 0, len(self._pending))
+            self._pending = bytearray()
+        self._drain()
+        self._close_group()
+        errors = self._error_entries(unreadable)
+        end = self._closing_reserve(len(errors))
+        if self._seg_pos + end > self.segment_size:
+            log.warning(
+                "segment '%s' ends %d bytes past the segment size (unreadable ranges added after the last chunk)",
+                self._paths[-1],
+                self._seg_pos + end - self.segment_size,
+            )
+        single = len(self._paths) == 1
+        if single:
+            self._emit_volume("data")
+        if errors:
+            entries = b"".join(struct.pack("<II", a, b) for a, b in errors)
+            header = _with_checksum(
+                S.error2_header.build({"entry_count": len(errors), "padding": bytes(512), "checksum": 0})
+            )
+            body = header + entries + _le_u32.pack(zlib.adler32(entries))
+            self._emit(_descriptor("error2", self._seg_pos, _DESC + len(body)))
+            self._emit(body)
+        md5 = bytes.fromhex(hashes["md5"]) if "md5" in hashes else None
+        sha1 = bytes.fromhex(hashes["sha1"]) if "sha1" in hashes else None
+        if sha1 is not None:  # digest: EnCase 6.12+, only with a SHA-1 (ewf-notes §1.4, §6.2)
+            body = _with_checksum(
+                S.digest_struct.build({"md5": md5 or bytes(16), "sha1": sha1, "padding": bytes(40), "checksum": 0})
+            )
+            self._emit(_descriptor("digest", self._seg_pos, _DESC + len(body)))
+            self._emit(body)
+        if md5 is not None:
+            body = _with_checksum(S.hash_struct.build({"md5": md5, "unknown": bytes(16), "checksum": 0}))
+            self._emit(_descriptor("hash", self._seg_pos, _DESC + len(body)))
+            self._emit(body)
+        self._emit(_descriptor("done", self._seg_pos, 0))
+        self._flush()
+        # the counts are known now: rewrite volume and every data section (ewf-notes §6.5)
+        volume = self._volume_data()
+        last = self._paths[-1]
+        assert self._fd is not None
+        patches: dict[Path, list[int]] = {}
+        patches.setdefault(self._paths[0], []).append(self._volume_at)
+        for p, off in self._data_sections:
+            patches.setdefault(p, []).append(off)
+        for p, offsets in patches.items():
+            fd = self._fd if p == last else self._reopen(p)
+            try:
+                for off in offsets:
+                    self._pwrite(fd, volume, off + _DESC, p)
+                if self._fsync and p != last:
+                    os.fsync(fd)
+            finally:
+                if fd != self._fd:
+                    os.close(fd)
+        fd, self._fd = self._fd, None
+        try:
+            if self._fsync:
+                os.fsync(fd)
+        except OSError as exc:
+            raise WriteError(f"cannot sync '{last}': {exc.strerror}", path=last, errno_=exc.errno) from None
+        finally:
+            os.close(fd)
+        self._shutdown_pool()
+        return WriteResult(
+            format=self.format,
+            paths=tuple(self._paths),
+            size=self.position,
+            hashes=dict(hashes),
+            unreadable=unreadable,
+            details={
+                "layout": "encase6",
+                "segments": len(self._paths),
+                "chunk_count": self._chunk_count,
+                "sectors_per_chunk": self.sectors_per_chunk,
+                "bytes_per_sector": self.sector_size,
+                "sector_count": self.position // self.sector_size,
+                "compression": self.compression,
+                "compressor": self._compressor_label,
+                "set_identifier": str(self.set_uuid),
+                "error2_entries": len(errors),
+            },
+        )
+
+    def _reopen(self, p: Path) -> int:
+        try:
+            return os.open(p, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise WriteError(f"cannot reopen '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
+
+    def _shutdown_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            for f in self._inflight:
+                f.cancel()
+            self._inflight.clear()
+            pool.shutdown(wait=True)
+
+    def _release(self) -> None:
+        self._shutdown_pool()
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            os.close(fd)
+
+    def _abort(self) -> None:
+        """Stop; what was written stays, without ``done`` (readers report the set as incomplete).
+
+        Best effort: chunks already handed over are written and the open group gets its tables, so
+        that the data up to the failure remains recoverable; any error on the way is ignored (the
+        abort may be the consequence of a write error).
+        """
+        try:
+            if self._fd is not None:
+                self._drain()
+                self._close_group()
+                self._flush()
+        except (OSError, WriteError, UsageError):
+            pass
+        finally:
+            self._iov = []
+            self._release()
+
+
+def create_writer(path: Path, **options: Any) -> ImageWriter:
+    """Registry entry point: an :class:`EWFWriter` (EnCase 6 layout)."""
+    return EWFWriter(path, **options)
