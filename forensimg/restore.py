@@ -323,14 +323,6 @@ def _ioctl_int(fd: int, req: int, fmt: str = "i") -> int | None:
     return int(struct.unpack(fmt, buf)[0])
 
 
-def _sysfs_dev(dev: str) -> Path | None:
-    p = SYSFS_ROOT / "dev" / "block" / dev
-    try:
-        return p.resolve(strict=True)
-    except OSError:
-        return None
-
-
 def _read_text(p: Path) -> str:
     try:
         return p.read_text(encoding="utf-8", errors="replace").strip()
@@ -338,24 +330,32 @@ def _read_text(p: Path) -> str:
         return ""
 
 
+def _block_of(dev: str) -> Any:
+    """The :class:`~forensimg.acquire.safeguards.BlockDevice` with number ``major:minor`` (or None)."""
+    from forensimg.acquire import safeguards as sg
+
+    major, minor = (int(x) for x in dev.split(":"))
+    return sg.resolve_block(os.makedev(major, minor), sysfs=str(SYSFS_ROOT))
+
+
 def device_identity(dev: str) -> tuple[str, str]:
     """Model and serial of the disk holding block device ``major:minor`` (empty strings when unknown).
 
-    Reads ``device/model`` and ``device/serial`` in sysfs (NVMe, virtio, USB), the SCSI unit serial
-    number VPD page 0x80 (``device/vpd_pg80``: 4-byte header, then ASCII; SPC-4 §7.8.15) for SATA/SAS,
-    and udev's ``ID_SERIAL_SHORT`` where udev runs. A partition takes its disk's identity.
+    sysfs (through :func:`forensimg.acquire.safeguards.source_identity`: ``device/model``,
+    ``device/serial``, ``device/wwid``), then the SCSI unit serial number VPD page 0x80
+    (``device/vpd_pg80``: a 4-byte header, then ASCII; SPC-4 §7.8.15) for SATA/SAS disks, then udev's
+    ``ID_SERIAL_SHORT`` where udev runs. A partition takes its disk's identity.
     """
-    node = _sysfs_dev(dev)
-    if node is None:
+    from forensimg.acquire import safeguards as sg
+
+    bd = _block_of(dev)
+    if bd is None:
         return "", ""
-    if (node / "partition").exists():
-        node = node.parent
-    devdir = node / "device"
-    model = _read_text(devdir / "model")
-    serial = _read_text(devdir / "serial")
+    ident = sg.source_identity(bd.disk, sysfs=str(SYSFS_ROOT))
+    model, serial = str(ident.get("model") or ""), str(ident.get("serial") or "")
     if not serial:
         try:
-            raw = (devdir / "vpd_pg80").read_bytes()
+            raw = (SYSFS_ROOT / "class" / "block" / bd.disk / "device" / "vpd_pg80").read_bytes()
             serial = raw[4:].decode("ascii", "replace").strip(" \x00")
         except OSError:
             pass
@@ -369,38 +369,6 @@ def device_identity(dev: str) -> tuple[str, str]:
     return model, serial
 
 
-def related_devices(dev: str) -> list[str]:
-    """``major:minor`` of the device, each of its partitions and every holder (dm, md, LVM), recursively."""
-    seen: list[str] = []
-    todo = [dev]
-    while todo:
-        d = todo.pop()
-        if d in seen:
-            continue
-        seen.append(d)
-        node = _sysfs_dev(d)
-        if node is None:
-            continue
-        try:
-            children = list(node.iterdir())
-        except OSError:
-            children = []
-        for child in children:
-            if (child / "partition").exists():
-                pd = _read_text(child / "dev")
-                if pd:
-                    todo.append(pd)
-        holders = node / "holders"
-        try:
-            for h in holders.iterdir():
-                hd = _read_text(h / "dev")
-                if hd:
-                    todo.append(hd)
-        except OSError:
-            pass
-    return seen
-
-
 def _dev_of_path(path: str) -> str | None:
     try:
         st = os.stat(path)
@@ -412,28 +380,40 @@ def _dev_of_path(path: str) -> str | None:
 
 
 def mounts_of(dev: str) -> list[str]:
-    """Mount points (and active swap) that use ``dev`` or any partition or holder of it.
+    """Mount points (and active swap) that use block device ``dev`` (``major:minor``), a partition of it,
+    or a holder stacked on either (dm, md, LVM).
 
-    Matches ``/proc/self/mountinfo`` by ``major:minor`` and, for file systems that report an anonymous
-    device number (btrfs), by the mount source's device node; ``/proc/swaps`` by device node.
+    The family comes from :func:`forensimg.acquire.safeguards.device_family` (a partition destination
+    brings its own partitions and holders only, not its siblings); mounts from
+    :func:`~forensimg.acquire.safeguards.read_mountinfo`, matched by ``major:minor`` and, for file
+    systems that report an anonymous device number (btrfs), by the mount source's node; swap from
+    ``/proc/swaps``.
     """
-    devs = set(related_devices(dev))
+    from forensimg.acquire import safeguards as sg
+
+    sysfs = str(SYSFS_ROOT)
+    devs = {dev}
+    names: set[str] = set()
+    bd = _block_of(dev)
+    if bd is not None:
+        parts, holders = sg.device_family(bd.name, sysfs=sysfs)
+        names = {bd.name, *parts, *holders}
+        for n in names:
+            d = _read_text(SYSFS_ROOT / "class" / "block" / n / "dev")
+            if d:
+                devs.add(d)
     found: list[str] = []
-    for line in _read_text(PROC_ROOT / "self" / "mountinfo").splitlines():
-        parts = line.split(" ")
-        if len(parts) < 10 or "-" not in parts:
-            continue
-        sep = parts.index("-")
-        majmin, mountpoint = parts[2], parts[4]
-        source = parts[sep + 2] if len(parts) > sep + 2 else ""
-        src_dev = _dev_of_path(source) if source.startswith("/") else None
-        if majmin in devs or (src_dev is not None and src_dev in devs):
-            found.append(mountpoint.replace("\\040", " "))
+    for m in sg.read_mountinfo(str(PROC_ROOT / "self" / "mountinfo")):
+        src_dev = _dev_of_path(m.source) if m.source.startswith("/") else None
+        if m.devno in devs or (src_dev is not None and src_dev in devs) or (
+            m.source.startswith("/dev/") and os.path.basename(m.source) in names
+        ):
+            found.append(f"{m.source} on {m.mount_point} ({'ro' if m.read_only else 'rw'}, {m.fstype})")
     for line in _read_text(PROC_ROOT / "swaps").splitlines()[1:]:
-        name = line.split()[0] if line.split() else ""
-        d = _dev_of_path(name)
-        if d is not None and d in devs:
-            found.append(f"swap ({name})")
+        fields = line.split()
+        swap_dev = _dev_of_path(fields[0]) if fields else None
+        if swap_dev is not None and swap_dev in devs:
+            found.append(f"swap ({fields[0]})")
     return found
 
 

@@ -204,13 +204,13 @@ def _fake_identity(monkeypatch, tmp_path: Path, dev: str, model: str, serial: st
     (node / "device" / "model").write_text(model + "   \n")
     (node / "device" / "serial").write_text(serial + "\n")
     (node / "holders").mkdir()
-    link = tmp_path / "sys" / "dev" / "block" / majmin
-    link.parent.mkdir(parents=True)
-    link.symlink_to(node)
+    for link in (tmp_path / "sys" / "dev" / "block" / majmin, tmp_path / "sys" / "class" / "block" / Path(dev).name):
+        link.parent.mkdir(parents=True)
+        link.symlink_to(node)
     monkeypatch.setattr(r, "SYSFS_ROOT", tmp_path / "sys")
 
 
-@pytest.mark.parametrize("where", ["custody", "report", "source_info", "other_serial"])
+@pytest.mark.parametrize("where", ["custody", "report", "report_json", "source_info", "other_serial"])
 def test_refuses_the_device_the_image_was_acquired_from(tmp_path, capsys, monkeypatch, where):
     image, data = _raw_with_sidecar(tmp_path)
     backing = make_backing(tmp_path / "disk.img", len(data), PATTERN)
@@ -225,6 +225,11 @@ def test_refuses_the_device_the_image_was_acquired_from(tmp_path, capsys, monkey
                                                                   "serial": serial}})
             )
             rc = main(["restore", str(image), dev, "--confirm", dev])
+        elif where == "report_json":  # as forensimg acquire writes TARGET.json
+            (tmp_path / "canonical.raw.json").write_text(json.dumps(
+                {"tool": "forensimg", "action": "acquire", "source": {"identity": {
+                    "path": "/dev/sdb", "model": "WDC WD10EZEX-08W", "serial": "WD-WCC6Y0ABCDEF"}}}))
+            rc = main(["--no-custody", "restore", str(image), dev, "--confirm", dev])
         elif where == "report":
             (tmp_path / "canonical.raw.txt").write_text(
                 "Source\n  Path: /dev/sdb\n  Model: WDC WD10EZEX-08W\n  Serial: WD-WCC6Y0ABCDEF\n"
