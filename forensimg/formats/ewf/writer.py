@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 from forensimg.errors import UsageError, WriteError
 from forensimg.formats.ewf import structs as S
-from forensimg.formats.ewf._headergen import (
+from forensimg.formats.ewf.header import (
     build_header2_text,
     build_header_text,
     encode_header,

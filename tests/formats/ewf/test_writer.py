@@ -98,7 +98,7 @@ def chunks_of(path: Path, sections: list[Section]) -> list[tuple[bool, bytes]]:
         assert base == sectors.offset, "EnCase 6 base offset = sectors section offset"
         starts = [base + (e & 0x7FFFFFFF) for e in entries]
         assert starts[0] == sectors.offset + 76
-        ends = starts[1:] + [sectors.offset + sectors.size]
+        ends = [*starts[1:], sectors.offset + sectors.size]
         for e, a, b in zip(entries, starts, ends, strict=True):
             out.append((bool(e >> 31), raw[a:b]))
     return out
@@ -152,7 +152,7 @@ def test_section_order_and_sizes_single_segment(tmp_path: Path) -> None:
     (path,) = r.paths  # type: ignore[attr-defined]
     secs = walk(path)
     kinds = [s.kind for s in secs]
-    assert kinds == PROFILE_SINGLE + ["data", "digest", "hash", "done"]
+    assert kinds == [*PROFILE_SINGLE, "data", "digest", "hash", "done"]
     sizes = {s.kind: s.size for s in secs}
     assert sizes["volume"] == sizes["data"] == 1128
     assert sizes["digest"] == 156 and sizes["hash"] == 112 and sizes["done"] == 0
