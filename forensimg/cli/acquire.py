@@ -125,8 +125,12 @@ def writer_options(
     compression: str | None,
     chunk_size: int | None,
     segment_size: int | None,
+    sector_size: int = 512,
 ) -> dict[str, Any]:
-    """Format-specific writer options from the command line (only those given)."""
+    """Format-specific writer options from the command line (only those given).
+
+    ``chunk_size`` is given to E01 as ``sectors_per_chunk`` (EWF stores chunks as a sector count).
+    """
     opts: dict[str, Any] = {}
     if segment_size is not None:
         opts["segment_size"] = segment_size
@@ -139,15 +143,21 @@ def writer_options(
     if compression is not None:
         opts["compression"] = compression
     if chunk_size is not None:
-        opts["chunk_size"] = chunk_size
+        if fmt == "ewf":
+            if chunk_size % sector_size:
+                raise UsageError(f"--chunk-size {chunk_size} is not a multiple of the sector size {sector_size}")
+            opts["sectors_per_chunk"] = chunk_size // sector_size
+        else:
+            opts["chunk_size"] = chunk_size
     return opts
 
 
 @click.command("acquire")
 @click.argument("source", type=str)
 @click.argument("target", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", default=None, help="Output format: ewf (E01), fimg, raw, split (default: from TARGET).",
-              )
+@click.option(
+    "--format", "fmt", default=None, help="Output format: ewf (E01), fimg, raw, split (default: from TARGET)."
+)
 @click.option("--case-number", default="", help="Case number.")
 @click.option("--evidence-number", default="", help="Evidence number.")
 @click.option("--examiner", "examiner_opt", default=None, help="Examiner name (default: the global --examiner).")
@@ -213,8 +223,6 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         raise UsageError("a stream (standard input) cannot be resumed: the data already read is gone")
     if restore_rw and no_kernel_ro:
         raise UsageError("--restore-rw and --no-kernel-ro contradict each other")
-    opts = writer_options(fmt_name, compression=compression, chunk_size=chunk, segment_size=seg)
-
     src = open_source(source)
     report_sg = sg.SafeguardReport()
     started = datetime.now(UTC)
@@ -258,6 +266,7 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
             identity["hpa_dco"] = {"status": "not applicable"}
 
         ss = sector_size or src.sector_size
+        opts = writer_options(fmt_name, compression=compression, chunk_size=chunk, segment_size=seg, sector_size=ss)
         src_info = SourceInfo(
             path=source,
             size=src.size,
