@@ -18,7 +18,7 @@ import pytest
 
 import forensimg
 from forensimg.cli import main
-from tests.fixtures.eio import EIODevice, eio_device, needs_fuse  # noqa: F401
+from tests.fixtures.eio import EIODevice, needs_fuse
 
 pytestmark = [pytest.mark.root, pytest.mark.fuse, needs_fuse, pytest.mark.xdist_group("acquire-eio")]
 

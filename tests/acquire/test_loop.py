@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from forensimg.cli import main
-from tests.fixtures.loopdev import LoopDevices, loop_factory, needs_root  # noqa: F401
+from tests.fixtures.loopdev import LoopDevices, needs_root
 
 pytestmark = [pytest.mark.root, needs_root, pytest.mark.xdist_group("acquire-loop")]
 

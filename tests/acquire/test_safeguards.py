@@ -110,7 +110,7 @@ def test_kernel_ro_failure_on_a_partition_is_reported(fake_sysfs: Path) -> None:
             raise PermissionError(1, "Operation not permitted")
         return bool(value)
 
-    _, after, errors = sg.set_kernel_ro("sda", True, sysfs=str(fake_sysfs), ioctl=fake_ioctl)
+    _, _, errors = sg.set_kernel_ro("sda", True, sysfs=str(fake_sysfs), ioctl=fake_ioctl)
     assert errors and "sda2" in errors[0]
 
 
