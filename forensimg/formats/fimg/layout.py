@@ -1,0 +1,344 @@
+"""fimg constants, the 64-byte record header (``struct.Struct``), locations, segment naming and chunk decoding.
+
+Everything here follows ``formats/fimg/spec.md``; section numbers below refer to it. The per-record header
+is parsed with :data:`RECORD` (a ``struct.Struct``) because it sits in front of every chunk: construct is
+kept for the structures read once (:mod:`.structs`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import zlib
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import zstandard
+
+from forensimg.errors import ChecksumError, MissingSegmentError, UsageError
+from forensimg.image import FaultKind
+
+ZLIB: ModuleType = zlib
+"""ISA-L's zlib where present: it writes and reads ordinary zlib streams, several times faster (spec §4.3)."""
+try:
+    from isal import isal_zlib
+
+    ZLIB = isal_zlib
+except ImportError:  # pragma: no cover - isal is a dependency; plain zlib is the fallback
+    pass
+
+__all__ = [
+    "DEFAULT_CHECKPOINT_INTERVAL",
+    "DEFAULT_CHUNK_SIZE",
+    "FLAG_COMPRESSED",
+    "FLAG_ZERO",
+    "HEADER_SIZE",
+    "MAX_CHUNK_SIZE",
+    "METHODS",
+    "MIN_CHUNK_SIZE",
+    "RECORD",
+    "RECORD_SIZE",
+    "T_CHECKPOINT",
+    "T_CHUNK",
+    "T_DIGESTS",
+    "T_INDEX",
+    "T_METADATA",
+    "VERSION",
+    "ZLIB",
+    "RecordHeader",
+    "decode_chunk",
+    "find_segments",
+    "location",
+    "pack_record",
+    "segment_name",
+    "split_location",
+    "zero_digest",
+]
+
+VERSION = (1, 0)
+HEADER_SIZE = 128
+FOOTER_SIZE = 136
+RECORD_SIZE = 64
+MIN_CHUNK_SIZE = 4096
+MAX_CHUNK_SIZE = 16 << 20
+DEFAULT_CHUNK_SIZE = 65536
+DEFAULT_CHECKPOINT_INTERVAL = 1024
+MAX_METADATA_SIZE = 64 << 20
+
+# record types (spec §4.1)
+T_CHUNK = b"FCHK"
+T_CHECKPOINT = b"FCKP"
+T_METADATA = b"FMET"
+T_INDEX = b"FIDX"
+T_DIGESTS = b"FDIG"
+RECORD_TYPES = (T_CHUNK, T_CHECKPOINT, T_METADATA, T_INDEX, T_DIGESTS)
+
+# chunk flags and methods (spec §4.2)
+FLAG_COMPRESSED = 0x01
+FLAG_ZERO = 0x02
+M_NONE, M_ZLIB, M_ZSTD = 0, 1, 2
+METHODS = {"none": M_NONE, "zlib": M_ZLIB, "zstd": M_ZSTD}
+METHOD_NAMES = {v: k for k, v in METHODS.items()}
+
+RECORD = struct.Struct("<4sBBHQQI32sI")
+"""Record header (spec §4.1): type, flags, method, reserved, index, stored length, decoded length,
+SHA-256, CRC-32 of bytes 0..59."""
+_RECORD_BODY = struct.Struct("<4sBBHQQI32s")
+assert RECORD.size == RECORD_SIZE
+
+_LOC_SHIFT = 48
+_LOC_MASK = (1 << _LOC_SHIFT) - 1
+
+
+class RecordHeader(NamedTuple):
+    """A parsed record header."""
+
+    type: bytes
+    flags: int
+    method: int
+    reserved: int
+    number: int
+    stored_length: int
+    decoded_length: int
+    digest: bytes
+    crc: int
+
+
+def pack_record(
+    rtype: bytes, index: int, stored_length: int, digest: bytes, *, flags: int = 0, method: int = 0,
+    decoded_length: int = 0,
+) -> bytes:
+    """Build a 64-byte record header with its CRC-32 (spec §4.1)."""
+    head = _RECORD_BODY.pack(rtype, flags, method, 0, index, stored_length, decoded_length, digest)
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def parse_record(buf: bytes) -> RecordHeader | None:
+    """Parse a record header; ``None`` when its CRC-32 does not match (not a record)."""
+    if len(buf) < RECORD_SIZE:
+        return None
+    rh = RecordHeader(*RECORD.unpack_from(buf))
+    if zlib.crc32(memoryview(buf)[:60]) != rh.crc:
+        return None
+    return rh
+
+
+def location(segment_number: int, offset: int) -> int:
+    """Pack a location (spec §4.4): segment number in bits 48..63, file offset in bits 0..47."""
+    return (segment_number << _LOC_SHIFT) | offset
+
+
+def split_location(loc: int) -> tuple[int, int]:
+    """``(segment_number, offset)`` of a location."""
+    return loc >> _LOC_SHIFT, loc & _LOC_MASK
+
+
+@cache
+def zero_digest(length: int) -> bytes:
+    """SHA-256 of ``length`` zero bytes (cached: all-zero chunks are stored as a flag, spec §4.2)."""
+    return hashlib.sha256(bytes(length)).digest()
+
+
+@cache
+def zeros(length: int) -> bytes:
+    """A shared run of zero bytes."""
+    return bytes(length)
+
+
+# -- segment naming (spec §2) -------------------------------------------------------------------------
+
+_MEMBER = re.compile(r"^(?P<base>.+)\.[fF](?P<num>\d{3,})$")
+
+
+def segment_name(first: Path, number: int) -> Path:
+    """Name of segment ``number`` (1-based): ``disk.fimg``, ``disk.f002``, ``disk.f003`` ... ``disk.f1000``.
+
+    A first file not ending in ``.fimg`` keeps its whole name as the base: ``img.bin`` → ``img.bin.f002``.
+    """
+    if number == 1:
+        return first
+    base = first.name[:-5] if first.name.lower().endswith(".fimg") else first.name
+    return first.with_name(f"{base}.f{number:03d}")
+
+
+def first_segment(path: Path) -> Path:
+    """The first segment of the set ``path`` belongs to (``disk.f003`` → ``disk.fimg``)."""
+    m = _MEMBER.match(path.name)
+    if m and int(m.group("num")) >= 2:
+        base = m.group("base")
+        for cand in (path.with_name(base + ".fimg"), path.with_name(base + ".FIMG"), path.with_name(base)):
+            if cand.is_file():
+                return cand
+        raise MissingSegmentError(
+            f"fimg segment '{path}' belongs to a set whose first segment '{path.with_name(base + '.fimg')}' "
+            "is missing",
+            path=path.with_name(base + ".fimg"),
+        )
+    return path
+
+
+def find_segments(path: Path, expected: int | None = None) -> list[Path]:
+    """The segment files of the image ``path`` is a member of, in order.
+
+    Args:
+        path: any segment.
+        expected: the segment count recorded in the footer, when known.
+
+    Raises:
+        MissingSegmentError: a segment is missing (the message names it).
+    """
+    first = first_segment(path)
+    out = [first]
+    n = 2
+    while True:
+        p = segment_name(first, n)
+        if not p.is_file():
+            break
+        out.append(p)
+        n += 1
+    if expected is not None and len(out) < expected:
+        missing = segment_name(first, len(out) + 1)
+        raise MissingSegmentError(
+            f"fimg image '{first}' has {expected} segments but segment {len(out) + 1} '{missing}' is missing",
+            path=missing,
+        )
+    # a gap: a higher-numbered segment exists beyond the first missing one
+    base = first.name[:-5] if first.name.lower().endswith(".fimg") else first.name
+    for sib in first.parent.glob(_glob_escape(base) + ".f[0-9][0-9][0-9]*"):
+        m = _MEMBER.match(sib.name)
+        if m and m.group("base") == base and int(m.group("num")) > len(out) + 1:
+            missing = segment_name(first, len(out) + 1)
+            raise MissingSegmentError(
+                f"fimg image '{first}' is missing segment {len(out) + 1} '{missing}' "
+                f"(a later segment '{sib.name}' exists)",
+                path=missing,
+            )
+    if expected is not None:
+        return out[:expected]
+    return out
+
+
+def _glob_escape(s: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", s)
+
+
+# -- chunk decoding (spec §4.2, §8) -------------------------------------------------------------------
+
+def _zstd_decompress(data: bytes, n: int) -> bytes:
+    # A frame that declares its content size is decoded into a buffer of that size: check it first, so a
+    # hostile frame cannot make us allocate more than the chunk (spec §8).
+    declared = zstandard.frame_content_size(data)
+    if declared not in (-1, n):
+        raise ValueError(f"zstd frame declares {declared} bytes")
+    out: bytes = zstandard.ZstdDecompressor().decompress(data, max_output_size=n, allow_extra_data=False)
+    return out
+
+
+def _zlib_decompress(data: bytes, n: int) -> bytes:
+    d = ZLIB.decompressobj()
+    out: bytes = d.decompress(data, n)
+    if d.unconsumed_tail or not d.eof:
+        raise ValueError("zlib stream longer than the chunk or truncated")
+    return out
+
+
+DECOMPRESSORS: dict[int, Callable[[bytes, int], bytes]] = {M_ZLIB: _zlib_decompress, M_ZSTD: _zstd_decompress}
+
+
+class ChunkFault(ChecksumError):
+    """A chunk record that fails a check (a :class:`ChecksumError` with the fault kind for verify)."""
+
+    def __init__(self, message: str, *, kind: FaultKind = FaultKind.CHECKSUM, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.fault_kind = kind
+
+
+def decode_chunk(
+    buf: bytes, index: int, length: int, *, path: Path, offset: int, media_start: int,
+    leaf: bytes | None = None,
+) -> tuple[bytes, bytes]:
+    """Check and decode one chunk record read at ``offset`` of ``path`` (header + up to ``length`` data).
+
+    Args:
+        buf: the bytes read at the record's location (at least the header; the data may be short).
+        index: the chunk index expected.
+        length: the decoded length expected.
+        path: segment file (for messages).
+        offset: file offset of the record.
+        media_start: first media byte of the chunk.
+        leaf: the chunk digest from the digest table, when the image has one.
+
+    Returns:
+        ``(data, digest)``.
+
+    Raises:
+        ChunkFault: any check fails; the message names chunk, media range, file and offset.
+    """
+    where = f"fimg chunk {index} (media {media_start}..{media_start + length - 1})"
+    kw: dict[str, Any] = {
+        "path": path, "offset": offset, "chunk": index, "media_start": media_start, "media_end": media_start + length,
+    }
+    rh = parse_record(buf)
+    if rh is None:
+        kind = FaultKind.SHORT_READ if len(buf) < RECORD_SIZE else FaultKind.CHECKSUM
+        raise ChunkFault(f"{where}: record header damaged (CRC-32 mismatch or truncated)", kind=kind, **kw)
+    if rh.type != T_CHUNK or rh.number != index:
+        raise ChunkFault(
+            f"{where}: record header names {rh.type!r} {rh.number}, not chunk {index}", kind=FaultKind.METADATA, **kw
+        )
+    if rh.decoded_length != length or rh.stored_length > length or rh.reserved or rh.flags & ~3:
+        raise ChunkFault(
+            f"{where}: bad record fields (decoded length {rh.decoded_length}, stored {rh.stored_length}, "
+            f"flags 0x{rh.flags:02x})",
+            kind=FaultKind.SIZE, **kw,
+        )
+    if leaf is not None and leaf != rh.digest:
+        raise ChunkFault(
+            f"{where}: record digest {rh.digest.hex()} differs from the digest table ({leaf.hex()})", **kw
+        )
+    if rh.flags & FLAG_ZERO:
+        if rh.stored_length or rh.method:
+            raise ChunkFault(f"{where}: all-zero chunk with stored data", kind=FaultKind.SIZE, **kw)
+        if rh.digest != zero_digest(length):
+            raise ChunkFault(f"{where}: SHA-256 of an all-zero chunk does not match its record", **kw)
+        return zeros(length), rh.digest
+    stored = buf[RECORD_SIZE : RECORD_SIZE + rh.stored_length]
+    if len(stored) < rh.stored_length:
+        raise ChunkFault(
+            f"{where}: segment ends inside the chunk data ({len(stored)} of {rh.stored_length} bytes)",
+            kind=FaultKind.SHORT_READ, **kw,
+        )
+    if rh.flags & FLAG_COMPRESSED:
+        dec = DECOMPRESSORS.get(rh.method)
+        if dec is None or rh.stored_length >= length:
+            raise ChunkFault(f"{where}: bad compression method {rh.method}", kind=FaultKind.DECOMPRESS, **kw)
+        try:
+            data = dec(stored, length)
+        except Exception as exc:  # zlib.error, zstandard.ZstdError, ValueError: all mean bad data
+            raise ChunkFault(
+                f"{where}: {METHOD_NAMES[rh.method]} data cannot be decoded ({exc})", kind=FaultKind.DECOMPRESS, **kw
+            ) from None
+        if len(data) != length:
+            raise ChunkFault(
+                f"{where}: decodes to {len(data)} bytes, not {length}", kind=FaultKind.DECOMPRESS, **kw
+            )
+    else:
+        if rh.method or rh.stored_length != length:
+            raise ChunkFault(f"{where}: uncompressed chunk of the wrong length", kind=FaultKind.SIZE, **kw)
+        data = stored
+    digest = hashlib.sha256(data).digest()
+    if digest != rh.digest:
+        raise ChunkFault(
+            f"{where}: SHA-256 mismatch (stored {rh.digest.hex()}, computed {digest.hex()})", **kw
+        )
+    return data, digest
+
+
+def check_chunk_size(chunk_size: int) -> None:
+    """Refuse a chunk size that is not a power of two in 4 KiB..16 MiB (spec §3)."""
+    if not (MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE) or chunk_size & (chunk_size - 1):
+        raise UsageError(f"fimg chunk size must be a power of two from 4 KiB to 16 MiB, not {chunk_size}")

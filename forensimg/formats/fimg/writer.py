@@ -1,0 +1,696 @@
+"""The fimg writer: append-only, parallel, crash-safe and resumable (``formats/fimg/spec.md`` §5, §7).
+
+Chunks are hashed (SHA-256) and compressed in a thread pool (hashlib, zstandard and ISA-L release the
+GIL) and written strictly in order by the calling thread. Every ``checkpoint_interval`` chunks, at each
+segment's end and at close, the writer syncs the data, appends a checkpoint record and syncs again: after
+a crash at any moment, everything up to the last checkpoint is intact and :func:`resume_writer` continues
+from there. The whole-media hashes come from :class:`~forensimg.writer.ImageWriter` (``MultiHasher``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import threading
+import uuid as uuidlib
+from array import array
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import zstandard
+
+from forensimg._version import __version__
+from forensimg.errors import ChecksumError, FormatError, UsageError, WriteError
+from forensimg.formats.fimg.layout import (
+    DEFAULT_CHECKPOINT_INTERVAL,
+    DEFAULT_CHUNK_SIZE,
+    FLAG_COMPRESSED,
+    FLAG_ZERO,
+    HEADER_SIZE,
+    M_NONE,
+    M_ZLIB,
+    M_ZSTD,
+    METHODS,
+    RECORD_SIZE,
+    T_CHECKPOINT,
+    T_CHUNK,
+    T_DIGESTS,
+    T_INDEX,
+    T_METADATA,
+    VERSION,
+    ZLIB,
+    check_chunk_size,
+    find_segments,
+    location,
+    pack_record,
+    segment_name,
+    split_location,
+    zero_digest,
+    zeros,
+)
+from forensimg.formats.fimg.structs import CHECKPOINT_FIXED, FOOTER, HEADER, RANGE_PAIR
+from forensimg.image import CaseInfo, Range, SourceInfo, merge_ranges
+from forensimg.merkle import merkle_root
+from forensimg.records import fsync_dir
+from forensimg.streams import SegmentSet
+from forensimg.writer import ImageWriter, WriteResult
+
+__all__ = ["FimgWriter", "resume_writer"]
+
+_BIG = sys.byteorder == "big"
+_ZLIB_DEFAULT_LEVEL = 1
+_ZSTD_DEFAULT_LEVEL = 1
+_RESUME_OPTIONS = {
+    "workers", "checkpoint_interval", "compression", "compression_level", "custody_event", "compute_hashes",
+    "case", "source", "sector_size", "chunk_size", "hashes", "segment_size", "overwrite", "acquired_at",
+}
+
+
+def _le(a: array[int]) -> bytes:
+    if _BIG:  # pragma: no cover - little-endian hosts only in CI
+        a = array(a.typecode, a)
+        a.byteswap()
+    return a.tobytes()
+
+
+def _build_header(uid: bytes, chunk_size: int, sector_size: int, number: int, max_seg: int) -> bytes:
+    fields = {
+        "version_major": VERSION[0], "version_minor": VERSION[1], "header_size": HEADER_SIZE, "uuid": uid,
+        "chunk_size": chunk_size, "sector_size": sector_size, "segment_number": number, "flags": 0,
+        "max_segment_size": max_seg, "digest": bytes(32),
+    }
+    raw = bytes(HEADER.build(fields))
+    return raw[:96] + hashlib.sha256(raw[:96]).digest()
+
+
+class FimgWriter(ImageWriter):
+    """Writes a fimg image (spec: ``formats/fimg/spec.md``).
+
+    Args:
+        path: first segment (``disk.fimg``); further segments are ``disk.f002``, ``disk.f003`` ...
+        chunk_size: bytes per chunk, a power of two from 4 KiB to 16 MiB (default 64 KiB).
+        compression: ``zstd`` (default), ``zlib`` or ``none``. A chunk is stored compressed only when
+            that makes it smaller; an all-zero chunk is stored as a flag.
+        compression_level: zstd level (default 1) or zlib level (ISA-L 0..3 / zlib 1..9; default 1).
+        segment_size: maximum bytes per segment file (chunk records never straddle files); ``None``: one file.
+        checkpoint_interval: chunks between checkpoints (default 1024).
+        workers: threads that hash and compress (default: the CPU count).
+        custody_event: a custody event (JSON-able mapping) embedded in the final metadata.
+        **kwargs: see :class:`~forensimg.writer.ImageWriter` (``hashes`` defaults to ``sha256``).
+
+    Raises:
+        UsageError: bad option values.
+        WriteError: the output exists (without ``overwrite``) or cannot be written.
+    """
+
+    format: ClassVar[str] = "fimg"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        compression: str = "zstd",
+        compression_level: int | None = None,
+        segment_size: int | None = None,
+        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+        workers: int | None = None,
+        custody_event: Mapping[str, Any] | None = None,
+        _resume: _ResumeState | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("hashes", ("sha256",))
+        super().__init__(path, **kwargs)
+        check_chunk_size(chunk_size)
+        if self.sector_size < 256 or self.sector_size > chunk_size:
+            raise UsageError(f"fimg sector size must be 256..chunk size, not {self.sector_size}")
+        if checkpoint_interval < 1:
+            raise UsageError("checkpoint interval must be at least 1 chunk")
+        self.chunk_size = chunk_size
+        self.checkpoint_interval = checkpoint_interval
+        self.custody_event = dict(custody_event) if custody_event is not None else None
+        self._set_compression(compression, compression_level)
+        if segment_size is not None:
+            need = HEADER_SIZE + 2 * (RECORD_SIZE + chunk_size) + RECORD_SIZE + 64 + 8 * checkpoint_interval + 4096
+            if segment_size < need:
+                raise UsageError(
+                    f"fimg segment size {segment_size} is too small for chunks of {chunk_size} bytes and "
+                    f"checkpoints every {checkpoint_interval} chunks (at least {need})"
+                )
+        self.segment_size = segment_size
+        self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+        self._batch_chunks = max(1, (1 << 20) // chunk_size)
+        self._window = self.workers * 2
+        self._tls = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: deque[Future[list[tuple[bytes, bytes | None, bytes, int]]]] = deque()
+        self._batch: list[bytes] = []
+        self._buf = bytearray()
+        self._iov: list[bytes] = []
+        self._iov_len = 0
+        self._fd: int | None = None
+        self._paths: list[Path] = []
+        self._header_digests: list[bytes] = []
+        self._seg_off = 0
+        self._seg_records = 0
+        self._index: array[int] = array("Q")
+        self._digests = bytearray()
+        self._next_index = 0
+        self._media_done = 0
+        self._ckpt_seq = 0
+        self._ckpt_prev_loc = 0
+        self._ckpt_count = 0
+        self._resumed_at: list[str] = []
+        self._initial_meta: dict[str, Any]
+        if _resume is None:
+            self.uuid = uuidlib.uuid4().bytes
+            self._initial_meta = self._metadata(final=False)
+            self._start()
+        else:
+            self._adopt(_resume)
+
+    # -- options ----------------------------------------------------------------------------------
+
+    def _set_compression(self, compression: str, level: int | None) -> None:
+        name = compression.strip().lower()
+        if name in ("fast", "best", "deflate"):
+            name = "zlib"
+        if name not in METHODS:
+            raise UsageError(f"unknown fimg compression '{compression}' (choose zstd, zlib or none)")
+        self.compression = name
+        self._method = METHODS[name]
+        if self._method == M_ZSTD:
+            self.compression_level = _ZSTD_DEFAULT_LEVEL if level is None else level
+            if not -7 <= self.compression_level <= 22:
+                raise UsageError(f"zstd level must be -7..22, not {self.compression_level}")
+        elif self._method == M_ZLIB:
+            self.compression_level = _ZLIB_DEFAULT_LEVEL if level is None else level
+            top = 3 if ZLIB.__name__.startswith("isal") else 9
+            if not 0 <= self.compression_level <= top:
+                raise UsageError(f"zlib level must be 0..{top}, not {self.compression_level}")
+        else:
+            self.compression_level = 0
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._open_segment(1)
+        body = json.dumps(self._initial_meta, sort_keys=True).encode("utf-8")
+        self._append(pack_record(T_METADATA, 0, len(body), hashlib.sha256(body).digest()), body)
+        self._checkpoint()  # checkpoint 1: nothing committed yet, but the image is resumable from here
+        fsync_dir(self.path.parent)
+
+    def _open_segment(self, number: int) -> None:
+        p = segment_name(self.path, number)
+        self._check_target(p)
+        try:
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise WriteError(f"cannot create '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
+        self._fd = fd
+        self._paths.append(p)
+        self._seg_off = 0
+        self._seg_records = 0
+        head = _build_header(self.uuid, self.chunk_size, self.sector_size, number, self.segment_size or 0)
+        self._header_digests.append(head[96:])
+        self._append(head, None, is_record=False)
+
+    def _close_segment(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _append(self, head: bytes, body: bytes | None, *, is_record: bool = True) -> int:
+        """Queue bytes at the end of the current segment; returns their file offset."""
+        off = self._seg_off
+        self._iov.append(head)
+        n = len(head)
+        if body:
+            self._iov.append(body)
+            n += len(body)
+        self._seg_off += n
+        self._iov_len += n
+        if is_record:
+            self._seg_records += 1
+        if len(self._iov) >= 64:
+            self._flush()
+        return off
+
+    def _flush(self) -> None:
+        iov, self._iov = self._iov, []
+        total, self._iov_len = self._iov_len, 0
+        if not iov:
+            return
+        assert self._fd is not None
+        try:
+            done = os.writev(self._fd, iov)
+            if done != total:  # a short write (rare): finish it piece by piece
+                view = memoryview(b"".join(iov))[done:]
+                while view:
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+        except OSError as exc:
+            p = self._paths[-1]
+            raise WriteError(
+                f"cannot write '{p}': {exc.strerror}", path=p, offset=self._seg_off - total, errno_=exc.errno
+            ) from None
+
+    def _sync(self) -> None:
+        self._flush()
+        assert self._fd is not None
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            p = self._paths[-1]
+            raise WriteError(f"cannot sync '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
+
+    # -- checkpoints (spec §5.2) ------------------------------------------------------------------
+
+    def _committed_ranges(self, media: int) -> list[Range]:
+        out = []
+        for r in merge_ranges(self._unreadable):
+            if r.start < media:
+                out.append(Range(r.start, min(r.end, media)))
+        return out
+
+    def _checkpoint(self) -> None:
+        self._sync()  # the chunks first: a checkpoint never points at data that is not on disk
+        count = len(self._index)
+        first = self._ckpt_count
+        ranges = self._committed_ranges(self._media_done)
+        entries = _le(self._index[first:count])
+        fixed = CHECKPOINT_FIXED.build({
+            "sequence": self._ckpt_seq + 1, "chunk_count": count, "media_size": self._media_done,
+            "previous": self._ckpt_prev_loc, "first_entry": first, "entry_count": count - first,
+            "range_count": len(ranges),
+        })
+        body = fixed + entries + b"".join(RANGE_PAIR.build({"start": r.start, "end": r.end}) for r in ranges)
+        head = pack_record(T_CHECKPOINT, self._ckpt_seq + 1, len(body), hashlib.sha256(body).digest())
+        off = self._append(head, body)
+        self._sync()
+        self._ckpt_seq += 1
+        self._ckpt_prev_loc = location(len(self._paths), off)
+        self._ckpt_count = count
+
+    def _checkpoint_size(self, extra_entries: int) -> int:
+        n = len(self._index) + extra_entries - self._ckpt_count
+        return RECORD_SIZE + int(CHECKPOINT_FIXED.sizeof()) + 8 * n + 16 * (len(self._unreadable) + 1)
+
+    # -- chunk pipeline (spec §5.1) ---------------------------------------------------------------
+
+    def _compressor(self) -> Any:
+        c = getattr(self._tls, "c", None)
+        if c is None:
+            c = zstandard.ZstdCompressor(level=self.compression_level, write_content_size=True)
+            self._tls.c = c
+        return c
+
+    def _encode(self, first: int, chunks: list[bytes]) -> list[tuple[bytes, bytes | None, bytes, int]]:
+        out: list[tuple[bytes, bytes | None, bytes, int]] = []
+        method = self._method
+        for k, chunk in enumerate(chunks):
+            n = len(chunk)
+            if chunk == zeros(n):
+                digest = zero_digest(n)
+                head = pack_record(T_CHUNK, first + k, 0, digest, flags=FLAG_ZERO, decoded_length=n)
+                out.append((head, None, digest, n))
+                continue
+            digest = hashlib.sha256(chunk).digest()
+            payload = chunk
+            flags = 0
+            used = M_NONE
+            if method == M_ZSTD:
+                packed = self._compressor().compress(chunk)
+            elif method == M_ZLIB:
+                packed = ZLIB.compress(chunk, self.compression_level)
+            else:
+                packed = None
+            if packed is not None and len(packed) < n:
+                payload, flags, used = packed, FLAG_COMPRESSED, method
+            head = pack_record(T_CHUNK, first + k, len(payload), digest, flags=flags, method=used, decoded_length=n)
+            out.append((head, payload, digest, n))
+        return out
+
+    def _submit(self) -> None:
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="forensimg-fimg")
+        self._inflight.append(self._pool.submit(self._encode, self._next_index, batch))
+        self._next_index += len(batch)
+        while len(self._inflight) > self._window:
+            self._drain_one()
+
+    def _drain_one(self) -> None:
+        for head, payload, digest, n in self._inflight.popleft().result():
+            size = len(head) + (len(payload) if payload else 0)
+            if (
+                self.segment_size is not None
+                and self._seg_records > 0
+                and self._seg_off + size + self._checkpoint_size(1) > self.segment_size
+            ):
+                self._checkpoint()
+                self._close_segment()
+                self._open_segment(len(self._paths) + 1)
+                fsync_dir(self.path.parent)
+            off = self._append(head, payload)
+            self._index.append(location(len(self._paths), off))
+            self._digests += digest
+            self._media_done += n
+            if len(self._index) - self._ckpt_count >= self.checkpoint_interval:
+                self._checkpoint()
+
+    def _drain(self) -> None:
+        while self._inflight:
+            self._drain_one()
+
+    def _write(self, data: bytes) -> None:
+        if self._fd is None:
+            raise ValueError("the fimg writer has no open segment")
+        cs = self.chunk_size
+        view = memoryview(data)
+        if self._buf:
+            take = cs - len(self._buf)
+            self._buf += view[:take]
+            view = view[take:]
+            if len(self._buf) < cs:
+                return
+            self._batch.append(bytes(self._buf))
+            self._buf = bytearray()
+            if len(self._batch) >= self._batch_chunks:
+                self._submit()
+        full = len(view) // cs * cs
+        for o in range(0, full, cs):
+            self._batch.append(data[len(data) - len(view) + o : len(data) - len(view) + o + cs])
+            if len(self._batch) >= self._batch_chunks:
+                self._submit()
+        if full < len(view):
+            self._buf += view[full:]
+
+    # -- metadata (spec §5.3) ---------------------------------------------------------------------
+
+    def _metadata(self, *, final: bool, hashes: Mapping[str, str] | None = None,
+                  unreadable: tuple[Range, ...] = (), root: bytes | None = None) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "format": "fimg",
+            "version": f"{VERSION[0]}.{VERSION[1]}",
+            "state": "final" if final else "open",
+            "uuid": str(uuidlib.UUID(bytes=self.uuid)),
+            "chunk_size": self.chunk_size,
+            "sector_size": self.sector_size,
+            "compression": self.compression,
+            "compression_level": self.compression_level,
+            "hash_algorithms": list(self.hash_algorithms),
+            "case": self.case.to_dict(),
+            "source": self.source.to_dict() if self.source else None,
+            "acquisition": {
+                "started": self.acquired_at.astimezone(UTC).isoformat(),
+                "finished": datetime.now(UTC).isoformat() if final else None,
+                "tool": "forensimg",
+                "tool_version": __version__,
+                "os": f"{platform.system()} {platform.release()}",
+                "resumed_at": list(self._resumed_at),
+            },
+            "custody_event": self.custody_event,
+        }
+        if final:
+            meta["media"] = {
+                "size": self.position,
+                "hashes": dict(hashes or {}),
+                "unreadable": [r.to_dict(self.sector_size) for r in unreadable],
+            }
+            meta["chunk_count"] = len(self._index)
+            meta["segments"] = [{"number": i + 1, "name": p.name} for i, p in enumerate(self._paths)]
+            meta["merkle_root"] = root.hex() if root is not None else None
+        return meta
+
+    # -- finishing --------------------------------------------------------------------------------
+
+    def _finalize(self, hashes: Mapping[str, str], unreadable: tuple[Range, ...]) -> WriteResult:
+        if self._buf:
+            self._batch.append(bytes(self._buf))
+            self._buf = bytearray()
+        self._submit()
+        self._drain()
+        if self._media_done != self.position:  # pragma: no cover - internal invariant
+            raise WriteError(f"fimg writer lost data ({self._media_done} of {self.position} bytes)", path=self.path)
+        self._unreadable = list(unreadable)
+        self._checkpoint()
+        root = merkle_root(bytes(self._digests[i : i + 32]) for i in range(0, len(self._digests), 32))
+        meta = json.dumps(
+            self._metadata(final=True, hashes=hashes, unreadable=unreadable, root=root), sort_keys=True
+        ).encode("utf-8")
+        seg = len(self._paths)
+        meta_digest = hashlib.sha256(meta).digest()
+        meta_off = self._append(pack_record(T_METADATA, 1, len(meta), meta_digest), meta)
+        idx = _le(self._index)
+        idx_digest = hashlib.sha256(idx).digest()
+        idx_off = self._append(pack_record(T_INDEX, len(self._index), len(idx), idx_digest), idx)
+        dig = bytes(self._digests)
+        dig_digest = hashlib.sha256(dig).digest()
+        dig_off = self._append(pack_record(T_DIGESTS, len(self._index), len(dig), dig_digest), dig)
+        footer = FOOTER.build({
+            "metadata_location": location(seg, meta_off), "index_location": location(seg, idx_off),
+            "digests_location": location(seg, dig_off), "chunk_count": len(self._index),
+            "media_size": self.position, "segment_count": seg, "reserved": 0, "uuid": self.uuid,
+            "merkle_root": root, "seal": bytes(32),
+        })
+        seal = hashlib.sha256(
+            b"".join(self._header_digests) + meta_digest + idx_digest + dig_digest + footer[:104]
+        ).digest()
+        self._append(footer[:104] + seal, None, is_record=False)
+        self._sync()
+        self._close_segment()
+        fsync_dir(self.path.parent)
+        self._shutdown_pool()
+        return WriteResult(
+            format="fimg",
+            paths=tuple(self._paths),
+            size=self.position,
+            hashes=dict(hashes),
+            unreadable=unreadable,
+            details={
+                "merkle_root": root.hex(), "chunk_size": self.chunk_size, "chunk_count": len(self._index),
+                "uuid": str(uuidlib.UUID(bytes=self.uuid)), "compression": self.compression,
+            },
+        )
+
+    def _shutdown_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _abort(self) -> None:
+        """Write what is done, checkpoint it and stop: the image stays incomplete and resumable."""
+        try:
+            if self._fd is not None:
+                self._submit()  # whole chunks still waiting in the batch; a partial chunk is dropped
+                self._drain()
+                self._checkpoint()
+        except (WriteError, OSError, ValueError):
+            pass
+        finally:
+            self._inflight.clear()
+            self._shutdown_pool()
+            self._close_segment()
+
+    # -- resume (spec §7.2) -----------------------------------------------------------------------
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike[str], **options: Any) -> FimgWriter:
+        """Reopen an unfinished fimg image and continue it. See :func:`resume_writer`."""
+        return resume_writer(path, **options)
+
+    def _adopt(self, st: _ResumeState) -> None:
+        self.uuid = st.uuid
+        self._initial_meta = st.meta
+        self._paths = list(st.paths)
+        self._header_digests = list(st.header_digests)
+        self._index = st.index
+        self._digests = st.digests
+        self._next_index = len(st.index)
+        self._media_done = st.media
+        self._pos = st.media
+        self._unreadable = list(st.unreadable)
+        self._ckpt_seq = st.ckpt_seq
+        self._ckpt_prev_loc = st.ckpt_loc
+        self._ckpt_count = st.ckpt_count
+        self._resumed_at = [*st.meta.get("acquisition", {}).get("resumed_at", []), datetime.now(UTC).isoformat()]
+        p = self._paths[-1]
+        try:
+            self._fd = os.open(p, os.O_WRONLY | os.O_CLOEXEC)
+            os.lseek(self._fd, st.end, os.SEEK_SET)
+        except OSError as exc:
+            raise WriteError(f"cannot reopen '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
+        self._seg_off = st.end
+        self._seg_records = 1
+        if self._hasher is not None:
+            for block in st.media_blocks():
+                self._hasher.update(block)
+        if st.needs_checkpoint:
+            self._checkpoint()
+
+
+class _ResumeState:
+    """What :func:`resume_writer` found: the committed prefix, checked."""
+
+    def __init__(self) -> None:
+        self.uuid = b""
+        self.meta: dict[str, Any] = {}
+        self.paths: list[Path] = []
+        self.header_digests: list[bytes] = []
+        self.index: array[int] = array("Q")
+        self.digests = bytearray()
+        self.media = 0
+        self.unreadable: tuple[Range, ...] = ()
+        self.ckpt_seq = 0
+        self.ckpt_loc = 0
+        self.ckpt_count = 0
+        self.end = 0
+        self.needs_checkpoint = False
+        self.segs: SegmentSet | None = None
+        self.chunk_size = 0
+
+    def media_blocks(self) -> Any:
+        """Decoded committed media, chunk by chunk (re-read and checked again), for the whole-media hashes."""
+        from forensimg.formats.fimg.reader import read_chunk_at
+
+        assert self.segs is not None
+        n = len(self.index)
+        for i in range(n):
+            length = min(self.chunk_size, self.media - i * self.chunk_size)
+            data, _ = read_chunk_at(self.segs, self.index[i], i, length, self.chunk_size)
+            yield data
+
+
+def resume_writer(path: str | os.PathLike[str], **options: Any) -> FimgWriter:
+    """Reopen an unfinished fimg image (crash, SIGKILL, abort) and return a writer that continues it.
+
+    The committed chunks (up to the last valid checkpoint) are re-read and checked (SHA-256 per chunk);
+    anything after the last good checkpoint is cut off (later segment files are removed); the whole-media
+    hash state is rebuilt by re-hashing the committed media. Continue feeding the source from
+    ``writer.position``. The finished image has the same media, root and hashes as an uninterrupted run.
+
+    Args:
+        path: any segment of the image.
+        **options: ``workers``, ``checkpoint_interval``, ``compression``, ``compression_level``,
+            ``custody_event``, ``compute_hashes``. Geometry options (``chunk_size``, ``sector_size``,
+            ``hashes``, ``segment_size``), if given, must equal the image's.
+
+    Raises:
+        UsageError: the image is finished, or an option contradicts it.
+        FormatError: the file is not a resumable fimg image (no header or initial metadata).
+        WriteError: the files cannot be reopened.
+    """
+    from forensimg.formats.fimg.reader import parse_headers, read_chunk_at, read_footer
+    from forensimg.formats.fimg.recover import walk_records
+
+    unknown = set(options) - _RESUME_OPTIONS
+    if unknown:
+        raise UsageError(f"unknown option(s) for resuming a fimg image: {', '.join(sorted(unknown))}")
+    paths = find_segments(Path(path))
+    segs = SegmentSet(paths)
+    try:
+        headers = parse_headers(segs)
+        h0 = headers[0]
+        cs = h0.chunk_size
+        if read_footer(segs, h0) is not None:
+            raise UsageError(f"fimg image '{paths[0]}' is finished: there is nothing to resume", path=paths[0])
+        walk = walk_records(segs, cs)
+        meta = walk.initial_metadata
+        if meta is None or walk.initial_metadata_error or not walk.checkpoints:
+            raise FormatError(
+                f"'{paths[0]}' has no intact initial metadata and checkpoint: it cannot be resumed", path=paths[0]
+            )
+        algs = tuple(meta.get("hash_algorithms") or ("sha256",))
+        geometry = (("chunk_size", cs), ("sector_size", h0.sector_size), ("segment_size", h0.max_segment_size or None))
+        for key, have in geometry:
+            if key in options and options[key] != have:
+                raise UsageError(f"{key} {options[key]} differs from the image's ({have})")
+        if "hashes" in options:
+            from forensimg.hashing import normalize_algorithms
+
+            if normalize_algorithms(options["hashes"]) != algs:
+                raise UsageError(f"hashes {options['hashes']} differ from the image's ({', '.join(algs)})")
+
+        # check every committed chunk; a bad one moves the committed state back to an earlier checkpoint
+        last = walk.checkpoints[-1]
+        bad = last.chunk_count
+        for i in range(last.chunk_count):
+            length = min(cs, last.media_size - i * cs)
+            try:
+                read_chunk_at(segs, walk.locations[i], i, length, cs)
+            except ChecksumError:
+                bad = i
+                break
+        usable = [c for c in walk.checkpoints if c.chunk_count <= bad]
+        ck = usable[-1]
+        st = _ResumeState()
+        st.segs = segs
+        st.chunk_size = cs
+        st.uuid = h0.uuid
+        st.meta = meta
+        count, media = ck.chunk_count, ck.media_size
+        prev = ck
+        if media % cs:
+            # the last chunk is short (a crash during close): drop it and the checkpoint after it, so that
+            # writing can go on; the caller re-reads that chunk's media from writer.position.
+            count -= 1
+            media = count * cs
+            earlier = [c for c in walk.checkpoints if c.chunk_count <= count]
+            prev = earlier[-1]
+            seg_no, cut = split_location(walk.locations[count])
+            st.needs_checkpoint = True
+        else:
+            seg_no, cut = ck.segment + 1, ck.end
+        st.index = walk.locations[:count]
+        st.digests = walk.digests[: 32 * count]
+        st.media = media
+        st.unreadable = tuple(Range(r.start, min(r.end, media)) for r in ck.unreadable if r.start < media)
+        st.ckpt_seq, st.ckpt_loc, st.ckpt_count = prev.sequence, prev.location, prev.chunk_count
+        st.paths = paths[:seg_no]
+        st.header_digests = [h.digest for h in headers[:seg_no]]
+        st.end = cut
+        opts = {k: v for k, v in options.items() if k not in ("chunk_size", "sector_size", "hashes", "segment_size",
+                                                                "overwrite", "case", "source", "acquired_at")}
+        opts.setdefault("compression", meta.get("compression", "zstd"))
+        if "compression_level" not in opts and opts["compression"] == meta.get("compression"):
+            opts["compression_level"] = meta.get("compression_level")
+        started = meta.get("acquisition", {}).get("started")
+        acquired = datetime.fromisoformat(started) if isinstance(started, str) else None
+        if acquired is not None and acquired.tzinfo is None:
+            acquired = acquired.replace(tzinfo=UTC)
+        # cut off everything after the committed state: it was never checkpointed
+        for p in paths[seg_no:]:
+            os.unlink(p)
+        with open(paths[seg_no - 1], "r+b") as f:
+            f.truncate(cut)
+            os.fsync(f.fileno())
+        fsync_dir(paths[0].parent)
+        w = FimgWriter(
+            paths[0],
+            chunk_size=cs,
+            sector_size=h0.sector_size,
+            hashes=algs,
+            case=CaseInfo.from_dict(meta.get("case") or {}),
+            source=SourceInfo.from_dict(meta["source"]) if isinstance(meta.get("source"), dict) else None,
+            acquired_at=acquired,
+            segment_size=h0.max_segment_size or None,
+            _resume=st,
+            **opts,
+        )
+        return w
+    except OSError as exc:
+        if isinstance(exc, WriteError):
+            raise
+        raise WriteError(f"cannot resume '{paths[0]}': {exc.strerror}", path=paths[0], errno_=exc.errno) from None
+    finally:
+        segs.close()
