@@ -27,6 +27,7 @@ from forensimg.errors import (
 from forensimg.hashing import MultiHasher, hash_image
 from forensimg.image import CaseInfo, Fault, FaultKind, Image, ImageInfo, Range, SourceInfo
 from forensimg.registry import create, detect, open
+from forensimg.verify import VerifyReport, verify
 from forensimg.writer import ImageWriter, WriteResult
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "Range",
     "SourceInfo",
     "UnsupportedFormatError",
+    "VerifyReport",
     "WriteResult",
     "__version__",
     "create",
@@ -52,4 +54,5 @@ __all__ = [
     "errors",
     "hash_image",
     "open",
+    "verify",
 ]

@@ -2,9 +2,14 @@
 
 Every acquire, verify, convert, mount and restore appends one event. Each line is a JSON object whose
 ``prev_sha256`` is the SHA-256 of the previous line's bytes (without its newline; ``null`` for the first
-line) and whose ``seq`` counts from 1, so any edit, deletion, insertion or reordering of lines is found by
-:meth:`CustodyLog.check_chain`. Lines are appended whole under an exclusive lock and synced
-(:func:`forensimg.records.append_line`); the log is never rewritten. Times are UTC.
+line) and whose ``seq`` counts from 1; its last member, ``event_sha256``, is the SHA-256 of the line as
+serialised without that member (so that an edit of the last line, which no later line links to, is found
+too). Any edit, deletion, insertion or reordering of lines is found by :meth:`CustodyLog.check_chain`,
+except removal of events from the end: :meth:`CustodyLog.head` gives the value to record elsewhere (a
+signed manifest does) and :meth:`CustodyLog.check_anchor` checks it. A chain only shows accidents and
+naive edits; whoever can rewrite the whole file can rebuild the chain, which is why manifests are signed.
+Lines are appended whole with ``O_APPEND`` under an exclusive ``flock`` (which also serialises reading the
+last line to chain to) and synced; the log is never rewritten. Times are UTC.
 """
 
 from __future__ import annotations
@@ -134,8 +139,9 @@ class CustodyLog:
                         f"custody log '{self.path}' ends in a malformed line; not appending", path=self.path
                     ) from None
                 prev = hashlib.sha256(last).hexdigest()
-            record = {"seq": seq, **event.to_dict(), "prev_sha256": prev}
-            line = json.dumps(record, sort_keys=False, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+            record: dict[str, Any] = {"seq": seq, **event.to_dict(), "prev_sha256": prev}
+            record["event_sha256"] = hashlib.sha256(_dumps(record)).hexdigest()
+            line = _dumps(record) + b"\n"
             view = memoryview(line)
             while view:
                 n = os.write(fd, view)
@@ -178,19 +184,38 @@ class CustodyLog:
         prev_line: bytes | None = None
         data = self.path.read_bytes() if self.path.exists() else b""
         if data and not data.endswith(b"\n"):
-            faults.append(Fault(FaultKind.CHAIN_BROKEN, f"'{self.path}': the last line is incomplete"))
+            n = data.count(b"\n") + 1
+            start = data.rfind(b"\n") + 1
+            faults.append(
+                Fault(
+                    FaultKind.CHAIN_BROKEN,
+                    f"'{self.path}' line {n} (offset {start}): the last line is incomplete (no newline)",
+                    offset=start,
+                )
+            )
         offset = 0
         for i, line in enumerate(self.lines(), 1):
             where = f"'{self.path}' line {i} (offset {offset})"
             try:
                 rec = json.loads(line)
-                seq, prev = rec["seq"], rec["prev_sha256"]
+                seq, prev, own = rec["seq"], rec["prev_sha256"], rec.pop("event_sha256")
             except (ValueError, KeyError, TypeError):
                 faults.append(Fault(FaultKind.CHAIN_BROKEN, f"{where}: not a custody event", offset=offset))
                 prev_line = line
                 offset += len(line) + 1
                 continue
             expected_prev = hashlib.sha256(prev_line).hexdigest() if prev_line is not None else None
+            body = hashlib.sha256(_dumps(rec)).hexdigest()
+            if own != body:
+                faults.append(
+                    Fault(
+                        FaultKind.CHAIN_BROKEN,
+                        f"{where}: event_sha256 does not match the event's content (line {i} was changed)",
+                        offset=offset,
+                        expected=own,
+                        found=body,
+                    )
+                )
             if seq != i:
                 faults.append(
                     Fault(
@@ -202,10 +227,14 @@ class CustodyLog:
                     )
                 )
             if prev != expected_prev:
+                # the link of line i fails: line i-1 was changed, or lines were removed, added or moved
                 faults.append(
                     Fault(
                         FaultKind.CHAIN_BROKEN,
-                        f"{where}: prev_sha256 does not match the previous line (it was changed or removed)",
+                        f"{where}: prev_sha256 does not match line {i - 1} "
+                        f"(line {i - 1} was changed, or lines were removed, added or moved)"
+                        if i > 1
+                        else f"{where}: the first event must have prev_sha256 null (lines were removed before it)",
                         offset=offset,
                         expected=expected_prev,
                         found=prev,
@@ -214,6 +243,57 @@ class CustodyLog:
             prev_line = line
             offset += len(line) + 1
         return tuple(faults)
+
+
+    def head(self) -> tuple[int, str] | None:
+        """``(seq, sha256 of the line)`` of the last event, or ``None`` for an empty log.
+
+        Record it elsewhere (a signed manifest does) to detect later removal of events from the end,
+        which no hash chain can show by itself.
+        """
+        lines = self.lines()
+        if not lines:
+            return None
+        try:
+            seq = int(json.loads(lines[-1])["seq"])
+        except (ValueError, KeyError, TypeError):
+            seq = len(lines)
+        return seq, hashlib.sha256(lines[-1]).hexdigest()
+
+    def check_anchor(self, seq: int, sha256: str, *, what: str = "the anchor") -> tuple[Fault, ...]:
+        """Check that event ``seq`` is still the line whose SHA-256 was recorded (e.g. in a signed manifest).
+
+        Catches truncation of the log's end and rewriting of the whole chain up to that event.
+        """
+        lines = self.lines()
+        if seq < 1 or seq > len(lines):
+            return (
+                Fault(
+                    FaultKind.CHAIN_BROKEN,
+                    f"'{self.path}': {what} records event {seq}, but the log holds {len(lines)} events "
+                    "(events were removed from the end)",
+                    expected=str(seq),
+                    found=str(len(lines)),
+                ),
+            )
+        found = hashlib.sha256(lines[seq - 1]).hexdigest()
+        if found != sha256:
+            offset = sum(len(x) + 1 for x in lines[: seq - 1])
+            return (
+                Fault(
+                    FaultKind.CHAIN_BROKEN,
+                    f"'{self.path}' line {seq} (offset {offset}): event {seq} is not the one {what} recorded",
+                    offset=offset,
+                    expected=sha256,
+                    found=found,
+                ),
+            )
+        return ()
+
+
+def _dumps(record: Mapping[str, Any]) -> bytes:
+    """The one serialisation of an event: key order as built, compact, UTF-8 (so that it re-serialises the same)."""
+    return json.dumps(record, sort_keys=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _last_line(fd: int) -> bytes | None:
