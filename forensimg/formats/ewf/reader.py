@@ -655,7 +655,7 @@ class EWFImage(Image):
         except zlib.error:
             return
         for alg in ("md5", "sha1"):
-            m = re.search(rf"<{alg}>([0-9a-fA-F]+)</{alg}>", text)
+            m = re.search(rf"<{alg}>([0-9a-fA-F]+)</{alg}>", text, re.IGNORECASE)
             if m and any(c != "0" for c in m.group(1)):
                 p.xhash[alg] = m.group(1).lower()
 
@@ -800,9 +800,14 @@ class EWFImage(Image):
             "volume_layout": "SMART (94 bytes)" if p.volume_kind == "smart" else "E01 (1052 bytes)",
             "header_sections": dict(p.header_counts),
         }
-        media_type = "fixed"
-        is_physical = True
-        if p.volume_kind == "e01":
+        # the 94-byte SMART volume has no media type or flags: libewf reports their zero values
+        # (removable, not physical), and so do we
+        media_type = "removable"
+        is_physical = False
+        if p.volume_kind == "smart":
+            details["media_type"] = media_type
+            details["is_physical"] = is_physical
+        else:
             level = int(v.compression_level)
             details["compression_level"] = _COMPRESSION_LEVELS.get(level, str(level))
             details["error_granularity"] = int(v.error_granularity)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import re
 from pathlib import Path
@@ -42,9 +43,10 @@ def pyewf_media(first: Path) -> bytes:
         h.close()
 
 
-def ewfinfo(first: Path) -> dict[str, str]:
-    """``ewfinfo`` output as a flat dict of ``label → value`` (``MD5``, ``Case number``, ...)."""
-    out = run("ewfinfo", first).stdout
+def ewfinfo(first: Path, *args: str) -> dict[str, str]:
+    """``ewfinfo`` output as a flat dict of ``label → value`` (``MD5``, ``Case number``, ...), in UTC."""
+    env = {**os.environ, "TZ": "UTC", "LC_ALL": "C.UTF-8"}
+    out = run("ewfinfo", *args, first, env=env).stdout
     d: dict[str, str] = {}
     for line in out.splitlines():
         m = re.match(r"^\t([^\t:][^:]*):\t+(.*)$", line)
