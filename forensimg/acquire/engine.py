@@ -195,6 +195,7 @@ class AcquisitionResult:
     read_retries: int = 0
     expected_size: int | None = None
     verification: list[VerifyOutcome] = field(default_factory=list)
+    padded_bytes: int = 0
 
     @property
     def complete(self) -> bool:
@@ -203,7 +204,7 @@ class AcquisitionResult:
             not self.interrupted
             and bool(self.targets)
             and all(t.state == "finished" for t in self.targets)
-            and (self.expected_size is None or self.size == self.expected_size)
+            and (self.expected_size is None or self.size - self.padded_bytes == self.expected_size)
         )
 
     @property
@@ -233,6 +234,7 @@ class AcquisitionResult:
             "unreadable": [r.to_dict(ss) for r in self.unreadable],
             "unreadable_sectors": sum(-(-r.length // ss) for r in self.unreadable),
             "read_retries": self.read_retries,
+            "padded_bytes": self.padded_bytes,
             "targets": [t.to_dict(ss) for t in self.targets],
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
@@ -491,6 +493,21 @@ def acquire(
             if not live:
                 break
         res.read_retries += rd.retried
+        # A format that stores whole sectors only (E01) would pad by itself at close, after our hashes:
+        # pad here instead, for every writer and the hashes alike, so all copies hold the same media.
+        if live and done % ss and any(t.writer.requires_whole_sectors for t in live):
+            pad = bytes(ss - done % ss)
+            hasher.update(pad)
+            for t in list(live):
+                try:
+                    t.writer.write(pad)
+                except (WriteError, OSError) as exc:
+                    _fail(t, exc, done)
+                    live.remove(t)
+                    if first_error is None:
+                        first_error = exc if isinstance(exc, WriteError) else WriteError(str(exc), path=t.path)
+            res.padded_bytes = len(pad)
+            done += len(pad)
         res.size = done
         res.unreadable = _merge_unreadable(res.unreadable)
         if not live:

@@ -115,13 +115,13 @@ class AcquisitionReport:
         title = "Acquisition report" if self.action == "acquire" else "Conversion report"
         w(f"forensimg {__version__} — {title}")
         w("=" * 72)
-        w(f"Status:            {self.status}")
+        w(f"Status:                {self.status}")
         if self.status != "complete":
-            w("                   (THIS IMAGE IS NOT COMPLETE: see below)" if self.status != "in progress" else
-              "                   (acquisition running, or stopped before it wrote its final report)")
-        w(f"Command line:      {' '.join(_q(a) for a in self.argv)}")
-        w(f"Host:              {self.host} ({d['os']})")
-        w(f"User:              {self.user}")
+            w("                       (THIS IMAGE IS NOT COMPLETE: see below)" if self.status != "in progress" else
+              "                       (acquisition running, or stopped before it wrote its final report)")
+        w(f"Command line:          {' '.join(_q(a) for a in self.argv)}")
+        w(f"Host:                  {self.host} ({d['os']})")
+        w(f"User:                  {self.user}")
         w("")
         w("Case information")
         w("-" * 72)
@@ -159,18 +159,21 @@ class AcquisitionReport:
         w("")
         w("Acquisition" if self.action == "acquire" else "Conversion")
         w("-" * 72)
-        w(f"Started (UTC):     {self.started_at.isoformat()}")
-        w(f"Finished (UTC):    {self.finished_at.isoformat() if self.finished_at else '-'}")
+        w(f"Started (UTC):         {self.started_at.isoformat()}")
+        w(f"Finished (UTC):        {self.finished_at.isoformat() if self.finished_at else '-'}")
         r = self.result or {}
         if r:
-            w(f"Bytes read:        {r.get('size', 0)}" + (
+            w(f"Bytes read:            {r.get('size', 0)}" + (
                 f" of {r['expected_size']}" if r.get("expected_size") not in (None, r.get("size")) else ""))
+            if r.get("padded_bytes"):
+                w(f"Padded:                {r['padded_bytes']} zero bytes to a whole sector (the format stores"
+                  " whole sectors; hashes include them)")
             if r.get("resumed_from"):
-                w(f"Resumed from:      media offset {r['resumed_from']}")
+                w(f"Resumed from:          media offset {r['resumed_from']}")
             if r.get("interrupted"):
-                w("Interrupted:       yes (stopped by the user; the image can be resumed where its format allows)")
+                w("Interrupted:           yes (stopped by the user; the image can be resumed where its format allows)")
             unread = r.get("unreadable", [])
-            w(f"Unreadable:        {len(unread)} range(s), {r.get('unreadable_sectors', 0)} sector(s), zero-filled")
+            w(f"Unreadable:            {len(unread)} range(s), {r.get('unreadable_sectors', 0)} sector(s), zero-filled")
             for u in unread:
                 w(f"    sectors {u['first_lba']}..{u['last_lba']} (bytes {u['start']}..{u['end'] - 1}),"
                   f" errno {u.get('errno')}")

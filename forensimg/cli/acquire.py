@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import click
 
 from forensimg.cli._common import Ctx, emit_json, json_option, pass_ctx, record_custody
-from forensimg.errors import UsageError, WriteBlockError
+from forensimg.errors import UsageError, WriteBlockError, WriteError
 
 __all__ = ["ProgressPrinter", "cli", "parse_size"]
 
@@ -174,6 +174,8 @@ def writer_options(
 @click.option("--retries", default=2, type=click.IntRange(0, 100), show_default=True,
               help="Extra attempts for a failed read before it is split down to single sectors.")
 @click.option("--block-size", default="4M", show_default=True, help="Read block size.")
+@click.option("--checkpoint", "checkpoint", default=None,
+              help="fimg: commit a resumable checkpoint every SIZE of media (default: the writer's, 1024 chunks).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted fimg acquisition into TARGET.")
 @click.option("--verify", is_flag=True, help="Re-read the finished image and compare its hashes.")
 @click.option("--allow-mounted", is_flag=True, help="Acquire a source mounted read-only (recorded as a warning).")
@@ -188,7 +190,8 @@ def writer_options(
 def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, evidence_number: str,
         examiner_opt: str | None, description: str, notes: str, hash_opt: str | None, compression: str | None,
         chunk_size: str | None, sector_size: int | None, segment_size: str | None, offset: str, length: str | None,
-        retries: int, block_size: str, resume: bool, verify: bool, allow_mounted: bool, no_kernel_ro: bool,
+        retries: int, block_size: str, checkpoint: str | None, resume: bool, verify: bool, allow_mounted: bool,
+        no_kernel_ro: bool,
         restore_rw: bool, overwrite: bool, quiet: bool, progress_fd: int | None, as_json: bool) -> int:
     """Acquire SOURCE (a block device, an image file, or - for standard input) into TARGET.
 
@@ -267,6 +270,11 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
 
         ss = sector_size or src.sector_size
         opts = writer_options(fmt_name, compression=compression, chunk_size=chunk, segment_size=seg, sector_size=ss)
+        ckpt = parse_size(checkpoint, "--checkpoint")
+        if ckpt is not None:
+            if fmt_name != "fimg":
+                raise UsageError("--checkpoint applies to fimg targets only")
+            opts["checkpoint_interval"] = max(1, ckpt // (chunk or 65536))
         src_info = SourceInfo(
             path=source,
             size=src.size,
@@ -330,7 +338,10 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
             rep.result = {"size": partial, "targets": [{"path": str(writer.path), "format": writer.format,
                                                         "state": "failed", "error": str(err),
                                                         "failed_at": partial}]}
-            rep.write(target)
+            try:
+                rep.write(target)
+            except WriteError:
+                pass  # e.g. the target disk is full: the report written at the start stays
             assert err is not None
             raise err
         for t in res.targets:
