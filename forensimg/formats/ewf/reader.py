@@ -147,7 +147,12 @@ def walk_sections(files: SegmentSet, index: int) -> list[_Section]:
                 path=path,
                 offset=off,
             )
-        d = structs.section_descriptor.parse(raw)
+        try:
+            d = structs.section_descriptor.parse(raw)
+        except ConstructError:
+            raise FormatError(
+                f"section type at offset 0x{off:08x} in '{path}' is not ASCII text", path=path, offset=off
+            ) from None
         stype = raw[:16].rstrip(b"\x00").decode("ascii", errors="replace")
         nxt, size = int(d.next), int(d.size)
         if stype in ("next", "done"):
@@ -607,6 +612,12 @@ class EWFImage(Image):
             )
         h = structs.table_header.parse(head)
         count, base = int(h.entry_count), int(h.base_offset)
+        if base >= files.sizes[si]:
+            raise FormatError(
+                f"'{sec.type}' base offset 0x{base:x} lies beyond the end of the file",
+                path=path,
+                offset=sec.data_offset + 8,
+            )
         # chunk data inside the table (SMART, EWF, EnCase 1) when no sectors section precedes it
         has_footer = sectors is not None
         room = sec.data_size - structs.TABLE_HEADER_SIZE - (4 if has_footer else 0)
