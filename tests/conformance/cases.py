@@ -74,3 +74,51 @@ CASES: list[Case] = [
     Case("split-explicit-list", _split_list, "split"),
     Case("split-floppy-testdata", _floppy_split, "split"),
 ]
+
+
+# -- EWF (E01) cases: issue 3 reader -----------------------------------------------------------------
+
+
+def _ewfacquire(src_data: bytes, tmp: Path, *args: str) -> list[Path]:
+    import subprocess
+
+    src = tmp / "src.raw"
+    src.write_bytes(src_data)
+    subprocess.run(["ewfacquire", "-u", "-q", "-t", str(tmp / "img"), *args, str(src)], check=True, capture_output=True)
+    src.unlink()
+    return sorted(p for p in tmp.iterdir() if p.name.startswith("img."))
+
+
+def _ewf_floppy_testdata(tmp: Path) -> tuple[list[Path], bytes]:
+    media = b"".join((TESTDATA / f"floppy_fat12.raw.00{i}").read_bytes() for i in range(3))
+    return [TESTDATA / "floppy_fat12.E01"], media
+
+
+def _ewf_multi_segment_testdata(tmp: Path) -> tuple[list[Path], bytes]:
+    import pyewf
+
+    first = TESTDATA / "disk_mbr_seg.E01"
+    h = pyewf.handle()
+    h.open(pyewf.glob(str(first)))
+    media = bytes(h.read(h.get_media_size()))
+    h.close()
+    return [TESTDATA / "disk_mbr_seg.E02"], media  # opened through a middle segment
+
+
+def _ewf_uncompressed(tmp: Path) -> tuple[list[Path], bytes]:
+    files = _ewfacquire(canonical(), tmp, "-f", "encase6", "-c", "none", "-S", "1MiB", "-b", "16")
+    assert len(files) == 2
+    return [files[-1]], canonical()
+
+
+def _ewf_4096(tmp: Path) -> tuple[list[Path], bytes]:
+    media = canonical()[: 256 * 4096]  # ewfacquire rounds the sector count down: whole 4 KiB sectors only
+    return _ewfacquire(media, tmp, "-f", "encase6", "-c", "fast", "-P", "4096", "-b", "16"), media
+
+
+CASES += [
+    Case("ewf-single-compressed-testdata", _ewf_floppy_testdata, "ewf"),
+    Case("ewf-multi-segment-testdata", _ewf_multi_segment_testdata, "ewf", marks=("oracle",)),
+    Case("ewf-uncompressed-two-segments", _ewf_uncompressed, "ewf", marks=("oracle",)),
+    Case("ewf-4096-byte-sectors", _ewf_4096, "ewf", marks=("oracle",)),
+]
