@@ -252,9 +252,9 @@ class VerifyReport:
                 w = words.get(k, k.replace("_", " ") + " fault")
                 parts.append(w if n == 1 or not w.endswith("fault") else f"{n} {w}s")
             if self.mismatches:
-                algs = ", ".join(_LABELS.get(h.algorithm, h.algorithm) for h in self.mismatches)
+                names = ", ".join(_LABELS.get(h.algorithm, h.algorithm) for h in self.mismatches)
                 bad = sorted({r.source for h in self.mismatches for r in h.expected_sources if r.match is False})
-                parts.append(f"{algs} mismatch ({', '.join(bad)})")
+                parts.append(f"{names} mismatch ({', '.join(bad)})")
             return "FAILED: " + ", ".join(parts) + unread
         if self.range is not None:
             r = self.range
@@ -270,10 +270,16 @@ class VerifyReport:
                 f"a {fmt} image has no proof for a range){unread}"
             )
         if status == "verified":
-            algs = ", ".join(_LABELS.get(h.algorithm, h.algorithm) for h in self.matched)
-            sources = sorted({r.source for h in self.matched for r in h.expected_sources})
-            said = " and ".join(_SOURCE_WORDS.get(s, s) for s in sources)
-            return f"VERIFIED: {algs} match {said}; {nf} faults{unread}"
+            said: list[str] = []
+            for src in _SOURCE_WORDS:
+                algs = [
+                    _LABELS.get(h.algorithm, h.algorithm)
+                    for h in self.matched
+                    if any(r.source == src for r in h.expected_sources)
+                ]
+                if algs:
+                    said.append(f"{', '.join(algs)} match{'es' if len(algs) == 1 else ''} {_SOURCE_WORDS[src]}")
+            return f"VERIFIED: {', '.join(said)}; {nf} faults{unread}"
         return (
             f"NO REFERENCE: {self.chunks_checked} chunks read, 0 faults, but no stored or given hash to compare "
             f"the media with (give --expect or --hash-file){unread}"
