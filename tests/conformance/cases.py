@@ -122,3 +122,32 @@ CASES += [
     Case("ewf-uncompressed-two-segments", _ewf_uncompressed, "ewf", marks=("oracle",)),
     Case("ewf-4096-byte-sectors", _ewf_4096, "ewf", marks=("oracle",)),
 ]
+
+
+# -- EWF (E01) written by forensimg: issue 3 writer ---------------------------------------------------
+
+
+def _ewf_forensimg(tmp: Path, data: bytes, **opts: object) -> tuple[list[Path], bytes]:
+    from forensimg.formats.ewf.writer import EWFWriter
+
+    with EWFWriter(tmp / "fw.E01", **opts) as w:  # type: ignore[arg-type]
+        w.write(data)
+    result = w.close()
+    return [result.paths[0]], data + bytes(-len(data) % w.sector_size)
+
+
+def _ewf_forensimg_fast(tmp: Path) -> tuple[list[Path], bytes]:
+    return _ewf_forensimg(tmp, canonical(), compression="fast")
+
+
+def _ewf_forensimg_multi_odd(tmp: Path) -> tuple[list[Path], bytes]:
+    # not a whole number of sectors: the media is the input zero-padded to 2 KiB sectors
+    return _ewf_forensimg(
+        tmp, canonical()[:1000_003], compression="none", sectors_per_chunk=16, sector_size=2048, segment_size=300_000
+    )
+
+
+CASES += [
+    Case("ewf-forensimg-written-fast", _ewf_forensimg_fast, "ewf"),
+    Case("ewf-forensimg-written-multi-segment-padded", _ewf_forensimg_multi_odd, "ewf"),
+]
