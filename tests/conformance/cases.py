@@ -151,3 +151,50 @@ CASES += [
     Case("ewf-forensimg-written-fast", _ewf_forensimg_fast, "ewf"),
     Case("ewf-forensimg-written-multi-segment-padded", _ewf_forensimg_multi_odd, "ewf"),
 ]
+
+
+# -- fimg: issue 4 ------------------------------------------------------------------------------------
+
+
+def _fimg(tmp: Path, data: bytes, name: str = "disk.fimg", abort_at: int | None = None,
+          **opts: object) -> tuple[list[Path], bytes]:
+    from forensimg.formats.fimg import create_writer
+
+    w = create_writer(tmp / name, **opts)
+    if abort_at is None:
+        w.write(data)
+        return [w.close().paths[-1]], data  # open through the last segment
+    w.write(data[:abort_at])
+    w.abort()  # unfinished: only the checkpointed whole chunks are committed
+    cs = int(opts.get("chunk_size", 65536))  # type: ignore[call-overload]
+    return [tmp / name], data[: abort_at // cs * cs]
+
+
+def _fimg_default(tmp: Path) -> tuple[list[Path], bytes]:
+    return _fimg(tmp, canonical())
+
+
+def _fimg_4k_zlib(tmp: Path) -> tuple[list[Path], bytes]:
+    return _fimg(tmp, canonical()[:1000_003], chunk_size=4096, compression="zlib")
+
+
+def _fimg_zstd_16k(tmp: Path) -> tuple[list[Path], bytes]:
+    return _fimg(tmp, canonical() + bytes(70_000), chunk_size=16384, compression="zstd")
+
+
+def _fimg_none_segments(tmp: Path) -> tuple[list[Path], bytes]:
+    return _fimg(tmp, canonical(), name="seg.fimg", chunk_size=8192, compression="none", segment_size=150_000,
+                 checkpoint_interval=4)
+
+
+def _fimg_incomplete(tmp: Path) -> tuple[list[Path], bytes]:
+    return _fimg(tmp, canonical(), name="cut.fimg", abort_at=700_000, chunk_size=4096, checkpoint_interval=16)
+
+
+CASES += [
+    Case("fimg-default", _fimg_default, "fimg"),
+    Case("fimg-4k-zlib-odd-size", _fimg_4k_zlib, "fimg"),
+    Case("fimg-16k-zstd", _fimg_zstd_16k, "fimg"),
+    Case("fimg-none-multi-segment", _fimg_none_segments, "fimg"),
+    Case("fimg-incomplete", _fimg_incomplete, "fimg"),
+]

@@ -68,7 +68,7 @@ _BIG = sys.byteorder == "big"
 _ZLIB_DEFAULT_LEVEL = 1
 _ZSTD_DEFAULT_LEVEL = 1
 _RESUME_OPTIONS = {
-    "workers", "checkpoint_interval", "compression", "compression_level", "custody_event", "compute_hashes",
+    "sync", "workers", "checkpoint_interval", "compression", "compression_level", "custody_event", "compute_hashes",
     "case", "source", "sector_size", "chunk_size", "hashes", "segment_size", "overwrite", "acquired_at",
 }
 
@@ -103,6 +103,8 @@ class FimgWriter(ImageWriter):
         checkpoint_interval: chunks between checkpoints (default 1024).
         workers: threads that hash and compress (default: the CPU count).
         custody_event: a custody event (JSON-able mapping) embedded in the final metadata.
+        sync: ``background`` (default: checkpoints are synced by a helper thread while writing goes on) or
+            ``strict`` (data synced before each checkpoint and the checkpoint after it, before returning).
         **kwargs: see :class:`~forensimg.writer.ImageWriter` (``hashes`` defaults to ``sha256``).
 
     Raises:
@@ -123,6 +125,7 @@ class FimgWriter(ImageWriter):
         checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
         workers: int | None = None,
         custody_event: Mapping[str, Any] | None = None,
+        sync: str = "background",
         _resume: _ResumeState | None = None,
         **kwargs: Any,
     ) -> None:
@@ -148,6 +151,11 @@ class FimgWriter(ImageWriter):
         self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         self._batch_chunks = max(1, (1 << 20) // chunk_size)
         self._window = self.workers * 2
+        if sync not in ("background", "strict"):
+            raise UsageError(f"sync must be 'background' or 'strict', not {sync!r}")
+        self.sync = sync
+        self._syncer: ThreadPoolExecutor | None = None
+        self._sync_future: Future[None] | None = None
         self._tls = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._inflight: deque[Future[list[tuple[bytes, bytes | None, bytes, int]]]] = deque()
@@ -204,7 +212,7 @@ class FimgWriter(ImageWriter):
         self._open_segment(1)
         body = json.dumps(self._initial_meta, sort_keys=True).encode("utf-8")
         self._append(pack_record(T_METADATA, 0, len(body), hashlib.sha256(body).digest()), body)
-        self._checkpoint()  # checkpoint 1: nothing committed yet, but the image is resumable from here
+        self._checkpoint(durable=True)  # checkpoint 1: nothing committed yet, but the image is resumable
         fsync_dir(self.path.parent)
 
     def _open_segment(self, number: int) -> None:
@@ -223,9 +231,12 @@ class FimgWriter(ImageWriter):
         self._append(head, None, is_record=False)
 
     def _close_segment(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+        try:
+            self._wait_sync()
+        finally:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)
 
     def _append(self, head: bytes, body: bytes | None, *, is_record: bool = True) -> int:
         """Queue bytes at the end of the current segment; returns their file offset."""
@@ -263,6 +274,7 @@ class FimgWriter(ImageWriter):
             ) from None
 
     def _sync(self) -> None:
+        self._wait_sync()
         self._flush()
         assert self._fd is not None
         try:
@@ -280,8 +292,17 @@ class FimgWriter(ImageWriter):
                 out.append(Range(r.start, min(r.end, media)))
         return out
 
-    def _checkpoint(self) -> None:
-        self._sync()  # the chunks first: a checkpoint never points at data that is not on disk
+    def _checkpoint(self, *, durable: bool = False) -> None:
+        """Append a checkpoint covering every chunk written so far (spec §5.2).
+
+        With ``sync="strict"`` (or ``durable``) the data is synced before the checkpoint and the checkpoint
+        after it, in the calling thread. By default the sync runs in the background while writing goes on
+        (at most one sync in flight): after a process crash nothing committed is lost (the page cache
+        survives); after a power loss resume falls back to the last checkpoint whose chunks check out.
+        """
+        strict = durable or self.sync == "strict"
+        if strict:
+            self._sync()  # the chunks first: a checkpoint never points at data that is not on disk
         count = len(self._index)
         first = self._ckpt_count
         ranges = self._committed_ranges(self._media_done)
@@ -294,10 +315,30 @@ class FimgWriter(ImageWriter):
         body = fixed + entries + b"".join(RANGE_PAIR.build({"start": r.start, "end": r.end}) for r in ranges)
         head = pack_record(T_CHECKPOINT, self._ckpt_seq + 1, len(body), hashlib.sha256(body).digest())
         off = self._append(head, body)
-        self._sync()
+        if strict:
+            self._sync()
+        else:
+            self._flush()
+            self._background_sync()
         self._ckpt_seq += 1
         self._ckpt_prev_loc = location(len(self._paths), off)
         self._ckpt_count = count
+
+    def _background_sync(self) -> None:
+        self._wait_sync()
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forensimg-fimg-sync")
+        assert self._fd is not None
+        self._sync_future = self._syncer.submit(os.fdatasync, self._fd)
+
+    def _wait_sync(self) -> None:
+        fut, self._sync_future = self._sync_future, None
+        if fut is not None:
+            try:
+                fut.result()
+            except OSError as exc:
+                p = self._paths[-1]
+                raise WriteError(f"cannot sync '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
 
     def _checkpoint_size(self, extra_entries: int) -> int:
         n = len(self._index) + extra_entries - self._ckpt_count
@@ -357,7 +398,7 @@ class FimgWriter(ImageWriter):
                 and self._seg_records > 0
                 and self._seg_off + size + self._checkpoint_size(1) > self.segment_size
             ):
-                self._checkpoint()
+                self._checkpoint(durable=True)
                 self._close_segment()
                 self._open_segment(len(self._paths) + 1)
                 fsync_dir(self.path.parent)
@@ -443,7 +484,7 @@ class FimgWriter(ImageWriter):
         if self._media_done != self.position:  # pragma: no cover - internal invariant
             raise WriteError(f"fimg writer lost data ({self._media_done} of {self.position} bytes)", path=self.path)
         self._unreadable = list(unreadable)
-        self._checkpoint()
+        self._checkpoint(durable=True)
         root = merkle_root(bytes(self._digests[i : i + 32]) for i in range(0, len(self._digests), 32))
         meta = json.dumps(
             self._metadata(final=True, hashes=hashes, unreadable=unreadable, root=root), sort_keys=True
@@ -487,6 +528,9 @@ class FimgWriter(ImageWriter):
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        syncer, self._syncer = self._syncer, None
+        if syncer is not None:
+            syncer.shutdown(wait=True)
 
     def _abort(self) -> None:
         """Write what is done, checkpoint it and stop: the image stays incomplete and resumable."""
