@@ -63,7 +63,7 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
     _adler32 = zlib.adler32
     _ZLIB_ERRORS = (zlib.error,)
 
-__all__ = ["EWFImage", "decode_table_entries", "open_image"]
+__all__ = ["EWFImage", "decode_chunk", "decode_table_entries", "open_image", "order_segments", "walk_sections"]
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,46 @@ def walk_sections(files: SegmentSet, index: int) -> list[_Section]:
             )
         out.append(_Section(stype, off, size))
         off = nxt
+
+
+def decode_chunk(
+    stored: bytes, compressed: bool, expected: int, chunk_size: int, last: bool = False
+) -> tuple[bytes, tuple[FaultKind, str] | None]:
+    """Check and decode one chunk's stored bytes (spec §Chunks). Never raises for content.
+
+    Compressed: one complete zlib stream, nothing after it, inflating to exactly ``expected`` bytes.
+    Uncompressed: ``expected`` bytes followed by their Adler-32, little-endian. The last chunk of the
+    media may hold up to a whole chunk (a padded last chunk, which libewf also reads); the excess is cut.
+
+    Returns:
+        ``(data, None)`` for a good chunk, ``(b"", (fault kind, message))`` for a bad one.
+    """
+    if compressed:
+        d = _decompressobj()
+        try:
+            out: bytes = d.decompress(stored, chunk_size + 1)
+        except _ZLIB_ERRORS as exc:
+            # zlib's own Adler-32 of the inflated data failing is a checksum fault
+            kind = FaultKind.CHECKSUM if "check" in str(exc).lower() else FaultKind.DECOMPRESS
+            return b"", (kind, f"zlib stream is corrupt ({exc})")
+        n = len(out)
+        if not d.eof:
+            if n > chunk_size:
+                return b"", (FaultKind.SIZE, f"inflates to more than the chunk size {chunk_size}")
+            return b"", (FaultKind.DECOMPRESS, "zlib stream does not end inside the chunk")
+        if d.unused_data:
+            return b"", (FaultKind.SIZE, f"{len(d.unused_data)} bytes follow the zlib stream inside the chunk")
+        if n != expected and not (last and expected < n <= chunk_size):
+            return b"", (FaultKind.SIZE, f"inflates to {n} bytes, expected {expected}")
+        return (out if n == expected else out[:expected]), None
+    n = len(stored) - 4
+    if n != expected and not (last and expected < n <= chunk_size):
+        return b"", (FaultKind.SIZE, f"stored size {len(stored)} is not {expected} bytes + 4-byte checksum")
+    found = _adler32(memoryview(stored)[:n])
+    want = int.from_bytes(stored[n:], "little")
+    if found != want:
+        return b"", (FaultKind.CHECKSUM, f"Adler-32 {found:08x} does not match the stored {want:08x}")
+    return stored[:expected], None
 
 
 # -- tables -------------------------------------------------------------------------------------------
@@ -898,76 +938,10 @@ class EWFImage(Image):
                 chunk=index,
                 media=media,
             )
-        last = index == self._chunk_count - 1
-        if comp[k]:
-            d = _decompressobj()
-            try:
-                out: bytes = d.decompress(stored, cs + 1)
-            except _ZLIB_ERRORS as exc:
-                # zlib's own Adler-32 of the inflated data failing is a checksum fault
-                kind = FaultKind.CHECKSUM if "check" in str(exc).lower() else FaultKind.DECOMPRESS
-                raise _chunk_error(
-                    kind,
-                    f"zlib stream is corrupt ({exc})",
-                    path=path,
-                    offset=start,
-                    chunk=index,
-                    media=media,
-                ) from None
-            if not d.eof:
-                raise _chunk_error(
-                    FaultKind.DECOMPRESS if len(out) <= cs else FaultKind.SIZE,
-                    "zlib stream does not end inside the chunk"
-                    if len(out) <= cs
-                    else f"inflates to more than the chunk size {cs}",
-                    path=path,
-                    offset=start,
-                    chunk=index,
-                    media=media,
-                )
-            if d.unused_data:
-                raise _chunk_error(
-                    FaultKind.SIZE,
-                    f"{len(d.unused_data)} bytes follow the zlib stream inside the chunk",
-                    path=path,
-                    offset=start,
-                    chunk=index,
-                    media=media,
-                )
-            n = len(out)
-            if n != expected and not (last and expected < n <= cs):  # a padded last chunk is allowed
-                raise _chunk_error(
-                    FaultKind.SIZE,
-                    f"inflates to {n} bytes, expected {expected}",
-                    path=path,
-                    offset=start,
-                    chunk=index,
-                    media=media,
-                )
-            return out if n == expected else out[:expected]
-        n = len(stored) - 4
-        if n != expected and not (last and expected < n <= cs):
-            raise _chunk_error(
-                FaultKind.SIZE,
-                f"stored size {len(stored)} is not {expected} bytes + 4-byte checksum",
-                path=path,
-                offset=start,
-                chunk=index,
-                media=media,
-            )
-        mv = memoryview(stored)
-        found = _adler32(mv[:n])
-        want = int.from_bytes(stored[n:], "little")
-        if found != want:
-            raise _chunk_error(
-                FaultKind.CHECKSUM,
-                f"Adler-32 {found:08x} does not match the stored {want:08x}",
-                path=path,
-                offset=start,
-                chunk=index,
-                media=media,
-            )
-        return stored[:expected]
+        data, problem = decode_chunk(stored, bool(comp[k]), expected, cs, index == self._chunk_count - 1)
+        if problem is not None:
+            raise _chunk_error(problem[0], problem[1], path=path, offset=start, chunk=index, media=media)
+        return data
 
     def _close_files(self) -> None:
         self._files.close()
