@@ -26,7 +26,7 @@ from forensimg.errors import (
     UnsupportedFormatError,
 )
 from forensimg.formats.ewf.reader import EWFImage, decode_table_entries, walk_sections
-from forensimg.image import FaultKind
+from forensimg.image import FaultKind, Range
 from forensimg.streams import SegmentSet
 from tests.formats.ewf.readutil import MiB, acquire, mixed_input
 from tests.helpers import TESTDATA, have, manifest
@@ -389,3 +389,47 @@ def test_sessions_of_optical_media(tmp_path: Path, media: bytes) -> None:
         assert img.sector_size == 2048 and img.read() == media[: 2 * MiB]
         assert img.info.details["media_type"] == "optical"
         assert img.info.details["sessions"] == [{"first_sector": 16, "flags": 0}] or img.info.details["sessions"]
+
+
+def _descriptor(stype: bytes, offset: int, size: int, nxt: int) -> bytes:
+    d = bytearray(76)
+    d[: len(stype)] = stype
+    struct.pack_into("<QQ", d, 16, nxt, size)
+    struct.pack_into("<I", d, 72, zlib.adler32(bytes(d[:72])))
+    return bytes(d)
+
+
+@pytest.mark.oracle
+def test_error2_ranges_equal_ewfinfo(made, tmp_path: Path) -> None:
+    """An ``error2`` section (spec §error2) spliced in before ``done`` reads as ImageInfo.unreadable."""
+    from tests.helpers import run
+
+    src = made["single"][0].read_bytes()
+    done = _sections(made["single"][0])[-1]
+    head = bytearray(520)
+    struct.pack_into("<I", head, 0, 2)
+    struct.pack_into("<I", head, 516, zlib.adler32(bytes(head[:516])))
+    entries = struct.pack("<IIII", 10, 4, 700, 3)
+    data = bytes(head) + entries + struct.pack("<I", zlib.adler32(entries))
+    size = 76 + len(data)
+    off = done.offset
+    p = tmp_path / "err.E01"
+    p.write_bytes(
+        src[:off]
+        + _descriptor(b"error2", off, size, off + size)
+        + data
+        + _descriptor(b"done", off + size, 0, off + size)
+    )
+    out = run("ewfinfo", p).stdout
+    assert "at sector(s): 10 - 13 number: 4" in out and "at sector(s): 700 - 702 number: 3" in out
+    with forensimg.open(p) as img:
+        assert img.info.unreadable == (Range(10 * 512, 14 * 512), Range(700 * 512, 703 * 512))
+        assert [r.lba(512) for r in img.info.unreadable] == [(10, 13), (700, 702)]
+        assert img.check_structure() == ()
+    # a damaged error2 checksum: reported, not used
+    bad = bytearray(p.read_bytes())
+    bad[off + 76 + 520] ^= 1
+    p.write_bytes(bytes(bad))
+    with forensimg.open(p) as img:
+        assert img.info.unreadable == ()
+        assert [f.kind for f in img.check_structure()] == [FaultKind.METADATA]
