@@ -31,9 +31,11 @@ import json
 import logging
 import mmap
 import os
+import queue
 import re
 import stat
 import struct
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -679,55 +681,109 @@ def _drop_cache(fd: int, kind: str) -> str:
     return " + ".join(method)
 
 
-def _read_back(
-    dest: str,
-    facts: DeviceFacts,
-    size: int,
-    algorithms: Sequence[str],
-    block_size: int,
-    progress: Callable[[int], None],
-) -> tuple[dict[str, str], str]:
-    """Hash the destination's first ``size`` bytes, with O_DIRECT where the file system allows it."""
-    align = max(4096, facts.logical_sector_size or 512)
-    block_size = max(align, block_size // align * align)
-    direct = True
-    try:
-        fd = os.open(dest, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
-    except OSError:
-        direct = False
-        fd = os.open(dest, os.O_RDONLY | os.O_CLOEXEC)
-    hasher = MultiHasher(algorithms)
-    buf = mmap.mmap(-1, block_size)
-    try:
-        pos = 0
-        while pos < size:
-            want = min(block_size, size - pos)
-            length = -(-want // align) * align if direct else want
-            try:
-                n = os.preadv(fd, [memoryview(buf)[:length]], pos)
-            except OSError as exc:
-                if direct and exc.errno == errno.EINVAL and pos == 0:
-                    # the file system refuses O_DIRECT reads (tmpfs, some FUSE): read through the cache,
-                    # which was dropped after the sync
-                    os.close(fd)
-                    fd = os.open(dest, os.O_RDONLY | os.O_CLOEXEC)
-                    direct = False
+class _Verifier(threading.Thread):
+    """Reads back what was written, from the device, while later blocks are still being written.
+
+    The writer calls :meth:`advance` with the end of what it has written; once ``window`` bytes are
+    pending the verifier reads that range back with ``O_DIRECT`` into page-aligned buffers: the kernel
+    first writes back and waits for the range's dirty pages, then reads the device, not the page cache.
+    Where the file system refuses ``O_DIRECT`` (tmpfs, some FUSE), the range is synced (``fdatasync``),
+    dropped from the cache (``posix_fadvise(DONTNEED)``) and read buffered. The writer ends with
+    ``fsync`` (and ``BLKFLSBUF`` on a block device), so late write errors surface too. The bytes are hashed in
+    order; :meth:`finish` waits for the last range.
+    """
+
+    def __init__(self, dest: str, wfd: int, facts: DeviceFacts, size: int, algorithms: Sequence[str],
+                 block_size: int, window: int) -> None:
+        super().__init__(name="forensimg-restore-verify", daemon=True)
+        self.dest = dest
+        self.wfd = wfd
+        self.size = size
+        self.align = max(4096, facts.logical_sector_size or 512)
+        self.block_size = max(self.align, block_size // self.align * self.align)
+        self.window = window
+        self.hasher = MultiHasher(algorithms)
+        self.q: queue.Queue[int | None] = queue.Queue()
+        self.pos = 0
+        self.error: BaseException | None = None
+        self.direct = True
+        self._queued = 0
+        self.fd = -1
+        try:
+            self.fd = os.open(dest, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
+        except OSError:
+            self.direct = False
+            self.fd = os.open(dest, os.O_RDONLY | os.O_CLOEXEC)
+
+    def advance(self, written: int, *, final: bool = False) -> None:
+        """The writer has written ``[0, written)``; read it back once a window is pending (or at the end)."""
+        if final or written - self._queued >= self.window:
+            self._queued = written
+            self.q.put(written)
+
+    def finish(self) -> None:
+        """No more data: let the thread end."""
+        self.q.put(None)
+
+    def run(self) -> None:
+        buf = mmap.mmap(-1, self.block_size)
+        try:
+            while True:
+                end = self.q.get()
+                if end is None:
+                    return
+                if self.error is not None:
                     continue
-                raise WriteError(
-                    f"cannot read back destination '{dest}': {exc.strerror}", path=dest, offset=pos, errno_=exc.errno
-                ) from None
+                self._verify_to(min(end, self.size), buf)
+        except BaseException as exc:
+            self.error = exc
+            while self.q.get() is not None:
+                pass
+        finally:
+            buf.close()
+
+    def _verify_to(self, end: int, buf: mmap.mmap) -> None:
+        if not self.direct:
+            # an O_DIRECT read writes back and waits for the dirty pages of its own range first (and
+            # then reads the device); a buffered read-back needs the range synced and dropped here
+            try:
+                os.fdatasync(self.wfd)
+            except OSError as exc:
+                raise WriteError(f"cannot sync destination '{self.dest}': {exc.strerror}", path=self.dest,
+                                 offset=self.pos, errno_=exc.errno) from None
+        if not self.direct:
+            try:
+                os.posix_fadvise(self.fd, self.pos, end - self.pos, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                pass
+        while self.pos < end:
+            want = min(self.block_size, end - self.pos)
+            length = -(-want // self.align) * self.align if self.direct else want
+            try:
+                n = os.preadv(self.fd, [memoryview(buf)[:length]], self.pos)
+            except OSError as exc:
+                if self.direct and exc.errno == errno.EINVAL and self.pos == 0:
+                    # O_DIRECT opened but reads refused (tmpfs, some FUSE): read the dropped cache range
+                    os.close(self.fd)
+                    self.fd = os.open(self.dest, os.O_RDONLY | os.O_CLOEXEC)
+                    self.direct = False
+                    os.posix_fadvise(self.fd, 0, end, os.POSIX_FADV_DONTNEED)
+                    continue
+                raise WriteError(f"cannot read back destination '{self.dest}': {exc.strerror}", path=self.dest,
+                                 offset=self.pos, errno_=exc.errno) from None
             got = min(n, want)
             if got <= 0:
-                raise WriteError(f"destination '{dest}' ends at {pos} on read-back, before the media end {size}",
-                                 path=dest, offset=pos)
-            hasher.update(buf[:got])
-            pos += got
-            progress(pos)
-    finally:
-        hasher.close()
-        buf.close()
-        os.close(fd)
-    return hasher.hexdigests(), ("O_DIRECT" if direct else "buffered")
+                raise WriteError(f"destination '{self.dest}' ends at {self.pos} on read-back, before the media "
+                                 f"end {self.size}", path=self.dest, offset=self.pos)
+            self.hasher.update(buf[:got])
+            self.pos += got
+
+    def close(self) -> None:
+        """Release the read fd and the hash threads."""
+        self.hasher.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def restore(
@@ -755,7 +811,8 @@ def restore(
         block_size: bytes per write and per read-back read.
         hashes: algorithms to compute; default: those stored in the image (MD5+SHA-1 when none are).
         custody_logs: custody logs whose acquire events name source devices (default: the image's log).
-        workers: threads decoding and checking chunks (default: CPU count, at most 4).
+        workers: threads decoding and checking chunks (default 1: the decoder runs beside the hash and
+            read-back threads; more only pays off with more cores than digests).
 
     Returns:
         A :class:`RestoreResult`; its :attr:`~RestoreResult.status` says whether the read-back matches.
@@ -870,14 +927,16 @@ def _restore(
                 finished_at=datetime.now(UTC),
             )
 
-        # -- write, each chunk checked before it goes out ---------------------------------------------
+        # -- write, each chunk checked before it goes out; read back behind the writer ------------------
         hasher = MultiHasher(algs)
+        verifier = _Verifier(dest, fd, facts, size, algs, block_size, window=max(block_size, 64 << 20))
+        verifier.start()
         faults: list[Fault] = []
         parts: list[bytes] = []
         pending = 0
         buf_start = 0
         written = 0
-        nworkers = workers if workers is not None else min(4, os.cpu_count() or 1)
+        nworkers = workers if workers is not None else 1
 
         def flush() -> None:
             nonlocal parts, pending, buf_start, written
@@ -894,52 +953,64 @@ def _restore(
             written = buf_start
             parts = []
             pending = 0
+            verifier.advance(written)
+            if verifier.error is not None:
+                raise verifier.error
             progress("write", written, size)
 
         try:
-            for index, data, fault in img.scan_chunks(workers=nworkers):
-                if fault is not None:
-                    if not zero_fill:
-                        flush()
+            try:
+                for index, data, fault in img.scan_chunks(workers=nworkers):
+                    if fault is not None:
+                        if not zero_fill:
+                            flush()
+                            faults.append(fault)
+                            result = make_result("stopped", written, {}, {}, faults, None, False, "")
+                            media = fault.media or img.chunk_range(index)
+                            raise RestoreStoppedError(
+                                f"chunk {index} (media bytes {media.start}..{media.end - 1}) fails its check: "
+                                f"restore stopped before writing it; {written} bytes were written to '{dest}' "
+                                f"(use --zero-fill to write zeros instead): {fault.detail}",
+                                result=result,
+                                path=fault.segment,
+                                offset=fault.offset,
+                            )
                         faults.append(fault)
-                        result = make_result("stopped", written, {}, {}, faults, None, False, "")
-                        media = fault.media or img.chunk_range(index)
-                        raise RestoreStoppedError(
-                            f"chunk {index} (media bytes {media.start}..{media.end - 1}) fails its check: restore "
-                            f"stopped before writing it; {written} bytes were written to '{dest}' "
-                            f"(use --zero-fill to write zeros instead): {fault.detail}",
-                            result=result,
-                            path=fault.segment,
-                            offset=fault.offset,
-                        )
-                    faults.append(fault)
-                parts.append(data)
-                pending += len(data)
-                if pending >= block_size:
-                    flush()
-            flush()
-        finally:
-            written_hashes = hasher.hexdigests()
+                    parts.append(data)
+                    pending += len(data)
+                    if pending >= block_size:
+                        flush()
+                flush()
+            finally:
+                written_hashes = hasher.hexdigests()
 
-        # -- the tail ------------------------------------------------------------------------------------
-        tail: Range | None = None
-        if facts.size > size:
-            tail = Range(size, facts.size)
-            if wipe_tail:
-                zeros = bytes(min(block_size, tail.length))
-                pos = tail.start
-                while pos < tail.end:
-                    n = min(len(zeros), tail.end - pos)
-                    _pwrite_all(fd, memoryview(zeros)[:n], pos, dest)
-                    pos += n
-                    progress("wipe", pos - tail.start, tail.length)
-        method = _drop_cache(fd, facts.kind)
+            # -- the tail --------------------------------------------------------------------------------
+            tail: Range | None = None
+            if facts.size > size:
+                tail = Range(size, facts.size)
+                if wipe_tail:
+                    zeros = bytes(min(block_size, tail.length))
+                    pos = tail.start
+                    while pos < tail.end:
+                        n = min(len(zeros), tail.end - pos)
+                        _pwrite_all(fd, memoryview(zeros)[:n], pos, dest)
+                        pos += n
+                        progress("wipe", pos - tail.start, tail.length)
+            method = _drop_cache(fd, facts.kind)
+            verifier.advance(written, final=True)
+        finally:
+            verifier.finish()
+            while verifier.is_alive():
+                verifier.join(timeout=0.25)
+                progress("verify", verifier.pos, size)
+            verifier.close()
     finally:
         os.close(fd)
-
-    # -- read back from the device -------------------------------------------------------------------
-    readback, how = _read_back(dest, facts, size, algs, block_size, lambda done: progress("verify", done, size))
-    method = f"{how} after fsync + {method}" if method else f"{how} after fsync"
+    if verifier.error is not None:
+        raise verifier.error
+    readback = verifier.hasher.hexdigests()
+    how = "O_DIRECT" if verifier.direct else "buffered after fadvise(DONTNEED)"
+    method = f"{how}, behind fdatasync; at the end fsync + {method}" if method else f"{how}, behind fdatasync"
     if readback != written_hashes:
         status = "mismatch"
     elif not stored:

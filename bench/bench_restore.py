@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Restore throughput: ``forensimg restore`` vs ``ewfexport`` writing raw from the same E01.
+
+Usage::
+
+    python bench/bench_restore.py [--size 1G] [--seed 1] [--repeat 3] [--json-out FILE]
+
+1. The input (bench/gen_input.py, reused from bench/out/ when present) is converted to E01 once with
+   ``ewfacquire -u -c fast`` (kept in bench/out/ for later runs).
+2. Each round, taking turns: ``ewfexport -u -q -f raw -t OUT E01`` (single-threaded decode, MD5, write;
+   no sync, no read-back) and ``forensimg --no-custody restore E01 OUT.dd --confirm OUT.dd --json``
+   (parallel decode and checks, MD5+SHA-1 while writing, fsync, page cache dropped, read-back and
+   compare). Each output file is deleted and the file systems synced before the round.
+3. Both outputs must hash to the same media (checked once); the best and median wall times are reported
+   with the ratio ewfexport/forensimg (above 1: forensimg is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"
+
+
+def _load_gen_input() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("forensimg_bench_gen_input", BENCH_DIR / "gen_input.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def prepare_input(size: int, seed: int, gen: ModuleType) -> Path:
+    """The cached raw benchmark input (same file as bench_hash.py uses)."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUT_DIR / f"hash-input-{size}-s{seed}-g{gen.GENERATOR_VERSION}.bin"
+    if not (path.exists() and path.stat().st_size == size):
+        gen.generate(path, size, seed)
+    return path
+
+
+def prepare_e01(raw: Path) -> Path:
+    """``ewfacquire -u -c fast`` of the input, made once and kept."""
+    stem = OUT_DIR / (raw.stem + "-ewfacquire-fast")
+    e01 = stem.with_name(stem.name + ".E01")
+    if e01.exists():
+        return e01
+    cmd = ["ewfacquire", "-u", "-c", "fast", "-S", "4GiB", "-t", str(stem), "-C", "bench", "-D", "bench input",
+           "-E", "1", "-e", "bench", "-N", "none", str(raw)]
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return e01
+
+
+def drop_caches() -> None:
+    """Write back the previous round's dirty pages, so that every round starts alike. (The page cache
+    is not dropped system-wide: other work on the machine keeps its cache.)"""
+    subprocess.run(["sync"], check=False)
+
+
+def warm(path: Path) -> None:
+    """Read the E01 once so that both tools decode from the page cache."""
+    with path.open("rb") as f:
+        while f.read(8 << 20):
+            pass
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(8 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_ewfexport(e01: Path, out_stem: Path) -> Path:
+    out = out_stem.with_name(out_stem.name + ".raw")
+    subprocess.run(["ewfexport", "-u", "-q", "-f", "raw", "-t", str(out_stem), str(e01)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return out
+
+
+def run_forensimg(e01: Path, out: Path) -> dict[str, Any]:
+    r = subprocess.run([sys.executable, "-m", "forensimg", "--no-custody", "restore", "--json", str(e01), str(out),
+                        "--confirm", str(out), "--report", str(out) + ".report.txt"],
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise SystemExit(f"forensimg restore failed ({r.returncode}): {r.stderr.strip()}")
+    return dict(json.loads(r.stdout))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    gen = _load_gen_input()
+    ap = argparse.ArgumentParser(description="forensimg restore vs ewfexport -f raw from the same E01.")
+    ap.add_argument("--size", type=gen.parse_size, default=gen.parse_size("1G"))
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json-out", type=Path)
+    args = ap.parse_args(argv)
+    for tool in ("ewfacquire", "ewfexport"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed")
+    raw = prepare_input(args.size, args.seed, gen)
+    e01 = prepare_e01(raw)
+    work = OUT_DIR / "restore-work"
+    work.mkdir(exist_ok=True)
+    ewf_stem = work / "ewfexport-out"
+    fimg_out = work / "forensimg-out.dd"
+    times: dict[str, list[float]] = {"ewfexport": [], "forensimg": []}
+    checked = False
+    result: dict[str, Any] = {}
+    try:
+        for rnd in range(args.repeat):
+            for name in ("ewfexport", "forensimg") if rnd % 2 == 0 else ("forensimg", "ewfexport"):
+                for p in work.iterdir():
+                    p.unlink()
+                drop_caches()
+                warm(e01)
+                t0 = time.perf_counter()
+                if name == "ewfexport":
+                    out = run_ewfexport(e01, ewf_stem)
+                else:
+                    result = run_forensimg(e01, fimg_out)
+                    out = fimg_out
+                el = time.perf_counter() - t0
+                times[name].append(el)
+                print(f"round {rnd + 1} {name:<10} {el:7.3f} s  {args.size / el / 1e6:7.1f} MB/s", flush=True)
+                if not checked and name == "forensimg":
+                    want = sha256_file(raw)
+                    got = sha256_file(out)
+                    if got != want:
+                        raise SystemExit(f"forensimg output differs from the input: {got} != {want}")
+                    checked = True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows = []
+    for name, ts in times.items():
+        rows.append({"method": name, "best_s": min(ts), "median_s": statistics.median(ts),
+                     "mb_s_best": args.size / min(ts) / 1e6, "rounds": ts})
+    ratio = min(times["ewfexport"]) / min(times["forensimg"])
+    print()
+    print("| method | best s | median s | MB/s (best) |")
+    print("|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['method']} | {r['best_s']:.3f} | {r['median_s']:.3f} | {r['mb_s_best']:.0f} |")
+    print(f"\nratio ewfexport/forensimg (best): {ratio:.2f}x; forensimg status {result.get('status')}, "
+          f"read-back {result.get('readback_method')}")
+    if args.json_out:
+        report = {"size": args.size, "seed": args.seed, "e01": str(e01), "rows": rows, "ratio": ratio,
+                  "forensimg_result": {k: result.get(k) for k in ("status", "readback_method", "written_hashes")},
+                  "cpu_count": os.cpu_count()}
+        tmp = args.json_out.with_name(args.json_out.name + ".tmp")
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        os.replace(tmp, args.json_out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
