@@ -99,7 +99,7 @@ _FLAG_PHYSICAL = 0x02
 
 _BATCH_BYTES = 1 << 20  # media bytes per compression job
 _FLUSH_BYTES = 8 << 20  # buffered output written with one writev
-_IOV_MAX = 512
+_IOV_MAX = 1000  # below Linux IOV_MAX (1024): up to two entries are added per check
 
 _le_u32 = struct.Struct("<I")
 
@@ -292,7 +292,7 @@ class EWFWriter(ImageWriter):
         self.threads = max(1, int(n))
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="forensimg-ewf")
         self._inflight: deque[Future[list[_Stored]]] = deque()
-        self._max_inflight = max(4, 3 * self.threads)
+        self._max_inflight = max(8, 4 * self.threads)  # batches of 1 MiB: bounds memory, rides out slow writes
         self._pending = bytearray()
         # output state
         self._seg_pos = 0  # logical end of the current segment (written + buffered)
@@ -320,7 +320,7 @@ class EWFWriter(ImageWriter):
 
     def _emit(self, buf: memoryview | bytes | bytearray) -> None:
         self._iov.append(buf)
-        n = len(buf) if not isinstance(buf, memoryview) else buf.nbytes
+        n = len(buf)  # memoryviews here are 1-D bytes views: len == nbytes
         self._iov_bytes += n
         self._seg_pos += n
         if self._iov_bytes >= _FLUSH_BYTES or len(self._iov) >= _IOV_MAX:
@@ -342,7 +342,7 @@ class EWFWriter(ImageWriter):
                 self._iov_bytes -= n
                 while n:
                     first = iov[0]
-                    ln = len(first) if not isinstance(first, memoryview) else first.nbytes
+                    ln = len(first)
                     if n >= ln:
                         n -= ln
                         iov.pop(0)
@@ -471,41 +471,63 @@ class EWFWriter(ImageWriter):
 
     # -- chunks -----------------------------------------------------------------------------------
 
+    def _make_room(self, length: int, reserve: int) -> None:
+        """Slow path of :meth:`_place`: close the group and/or the segment so that a chunk of ``length``
+        stored bytes fits, then open a group for it."""
+        while True:
+            base = self._group_base
+            if base is not None and (
+                len(self._group_entries) >= MAX_TABLE_ENTRIES or self._seg_pos + length - base > _MAX_GROUP_BYTES
+            ):
+                self._close_group()
+                base = None
+            n = len(self._group_entries) + 1 if base is not None else 1
+            need = self._seg_pos + (_DESC if base is None else 0) + length + 2 * (_TABLE_FIXED + 4 * n) + reserve
+            if need <= self.segment_size or self._seg_chunks == 0:
+                break
+            self._end_segment()
+            self._open_segment()
+        if self._group_base is None:
+            self._open_group()
+
     def _place(self, stored: list[_Stored]) -> None:
-        """Append encoded chunks to the output, in order, starting groups and segments as needed."""
+        """Append encoded chunks to the output, in order, starting groups and segments as needed.
+
+        Sizing (ewf-notes §7): a chunk goes into the current segment only if the segment can still take
+        it, its two table entries, the group's table/table2 sections and the closing sections of a last
+        segment (``data``, ``error2`` for the ranges known so far, ``digest``, ``hash``, ``done``).
+        """
         limit = self.segment_size
+        reserve = self._closing_reserve(len(self._unreadable))
+        tables = 2 * (_TABLE_FIXED + 4)
         for payload, trailer in stored:
-            length = (len(payload) if not isinstance(payload, memoryview) else payload.nbytes) + (4 if trailer else 0)
-            while True:
+            length = len(payload) + 4 if trailer is not None else len(payload)
+            base = self._group_base
+            pos = self._seg_pos
+            entries = self._group_entries
+            if (
+                base is None
+                or len(entries) >= MAX_TABLE_ENTRIES
+                or pos + length - base > _MAX_GROUP_BYTES
+                or pos + length + tables + 8 * len(entries) + reserve > limit
+            ):
+                self._make_room(length, reserve)
                 base = self._group_base
-                if base is not None and (
-                    len(self._group_entries) >= MAX_TABLE_ENTRIES or self._seg_pos + length - base > _MAX_GROUP_BYTES
-                ):
-                    self._close_group()
-                    base = None
-                n = len(self._group_entries) + 1 if base is not None else 1
-                need = (
-                    self._seg_pos
-                    + (_DESC if base is None else 0)
-                    + length
-                    + 2 * (_TABLE_FIXED + 4 * n)
-                    + self._closing_reserve(len(self._unreadable))
-                )
-                if need <= limit or self._seg_chunks == 0:
-                    break
-                self._end_segment()
-                self._open_segment()
-            if self._group_base is None:
-                self._open_group()
-                base = self._group_base
+                pos = self._seg_pos
+                entries = self._group_entries
             assert base is not None
-            offset = self._seg_pos - base
-            self._group_entries.append(offset if trailer else offset | 0x80000000)
-            self._emit(payload)
-            if trailer:
-                self._emit(trailer)
-            self._chunk_count += 1
+            offset = pos - base
+            entries.append(offset if trailer is not None else offset | 0x80000000)
+            iov = self._iov
+            iov.append(payload)
+            if trailer is not None:
+                iov.append(trailer)
+            self._seg_pos = pos + length
+            self._iov_bytes += length
             self._seg_chunks += 1
+            if self._iov_bytes >= _FLUSH_BYTES or len(iov) >= _IOV_MAX:
+                self._flush()
+        self._chunk_count += len(stored)
         if self._chunk_count > 0xFFFFFFFF:
             raise WriteError("more than 2^32 - 1 chunks: use a larger chunk size", path=self.path)
 

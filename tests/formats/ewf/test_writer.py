@@ -402,3 +402,13 @@ def test_threads_one_and_many_give_same_bytes(tmp_path: Path) -> None:
         secs = walk(r.paths[0])  # type: ignore[attr-defined]
         outs.append(decode(chunks_of(r.paths[0], secs)))  # type: ignore[attr-defined]
     assert outs[0] == outs[1] == data + bytes(-len(data) % 512)
+
+
+def test_many_small_raw_chunks_in_one_write(tmp_path: Path) -> None:
+    """Thousands of raw chunks (payload + trailer each) between two flushes: writev's IOV_MAX holds."""
+    data = os.urandom(12 << 20)
+    w = EWFWriter(tmp_path / "r.E01", compression="none", sectors_per_chunk=16)
+    w.write(data)
+    r = w.close()
+    secs = walk(r.paths[0])
+    assert decode(chunks_of(r.paths[0], secs)) == data
