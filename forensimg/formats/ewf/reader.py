@@ -377,6 +377,14 @@ def order_segments(paths: Sequence[Path]) -> list[Path]:
                 missing = segment_path(ref, k) if first else ref.with_name(f"(segment {k} of '{ref.stem}')")
             except ValueError:
                 missing = ref.with_name(f"{ref.stem} segment {k}")
+            misnumbered = next((q for n, q in numbered.items() if q.name == missing.name and n != k), None)
+            if misnumbered is not None:
+                raise MissingSegmentError(
+                    f"'{misnumbered}' is named as segment {k} but its file header says segment "
+                    f"{next(n for n, q in numbered.items() if q == misnumbered)}; segment {k} is missing",
+                    path=misnumbered,
+                    offset=9,
+                )
             raise MissingSegmentError(f"EWF set '{ref.stem}' is missing segment {k} ('{missing}')", path=missing)
     return [numbered[k] for k in range(1, last + 1)]
 

@@ -433,3 +433,11 @@ def test_error2_ranges_equal_ewfinfo(made, tmp_path: Path) -> None:
     with forensimg.open(p) as img:
         assert img.info.unreadable == ()
         assert [f.kind for f in img.check_structure()] == [FaultKind.METADATA]
+
+
+def test_misnumbered_segment_is_named(made, tmp_path: Path) -> None:
+    files = _copy(made["multi"], tmp_path)
+    _patch(files[1], 9, (7).to_bytes(2, "little"))  # .E02 claims to be segment 7
+    with pytest.raises(MissingSegmentError) as ei:
+        forensimg.open(files[0])
+    assert ei.value.path == str(files[1]) and "segment 7" in str(ei.value)
