@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import sys
-import threading
 import zlib
 from array import array
 from collections.abc import Callable, Sequence
@@ -422,7 +421,6 @@ class EWFImage(Image):
         self._groups = parsed.groups
         self._group_firsts = [g.first_chunk for g in parsed.groups]
         self._structure_faults = tuple(parsed.faults)
-        self._read_lock = threading.Lock()
         super().__init__(info, zero_fill=zero_fill)
 
     # -- opening ----------------------------------------------------------------------------------
