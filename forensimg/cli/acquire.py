@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -284,7 +286,8 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
             serial=str(identity.get("serial", "")),
             media_type="removable" if identity.get("removable") else "fixed",
             is_physical=src.kind == "block" and not identity.get("is_partition", False),
-            extra={k: v for k, v in identity.items() if k not in ("path", "size", "model", "serial")},
+            extra={**{k: v for k, v in identity.items() if k not in ("path", "size", "model", "serial")},
+                   "safeguards": {i.name: i.status for i in report_sg.items}},
         )
         common: dict[str, Any] = dict(case=case, source=src_info, sector_size=ss, hashes=algs,
                                       compute_hashes=False, acquired_at=started, **opts)
@@ -309,14 +312,17 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         printer = ProgressPrinter(tty, progress_fd)
         err: BaseException | None = None
         res = None
+        stop = threading.Event()
+        old_handlers = _catch_signals(stop)
         try:
             res = acquire(src, [writer], offset=off, length=length_n, sector_size=ss, block_size=block,
-                          hashes=algs, retries=retries, start=start, on_progress=printer)
+                          hashes=algs, retries=retries, start=start, on_progress=printer, stop=stop)
             if verify and res.complete:
                 verify_targets(res, on_progress=printer)
         except BaseException as exc:
             err = exc
         finally:
+            _restore_signals(old_handlers)
             printer.finish()
             if bd is not None and not no_kernel_ro:
                 if restore_rw:
@@ -362,6 +368,8 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         record_custody(ctx, target, "acquire", inputs=[source], outputs=[*out_paths, txt], examiner=examiner,
                        hashes=seg_sha,
                        result={"status": status, "media_hashes": res.hashes, "size": res.size,
+                               "safeguards": {i.name: i.status for i in report_sg.items},
+                               "source_identity": {k: identity.get(k) for k in ("model", "serial", "size")},
                                "unreadable": [r.to_dict(ss) for r in res.unreadable],
                                "verified": [v.ok for v in res.verification] or None})
         if err is not None:
@@ -380,6 +388,28 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         return 0
     finally:
         src.close()
+
+
+def _catch_signals(stop: threading.Event) -> dict[int, Any]:
+    """SIGINT/SIGTERM set ``stop``: the engine then stops between two blocks (no exception in a writer)."""
+    old: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return old
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):
+            pass
+    return old
+
+
+def _restore_signals(old: dict[int, Any]) -> None:
+    for sig, h in old.items():
+        signal.signal(sig, h)
 
 
 def _summary(res: Any, status: str, txt: Path) -> None:
