@@ -250,6 +250,8 @@ class EWFWriter(ImageWriter):
         mt = (media_type or (self.source.media_type if self.source else "") or "fixed").lower()
         if mt not in MEDIA_TYPES:
             raise UsageError(f"unknown media type '{media_type}' (choose {', '.join(MEDIA_TYPES)})")
+        if spc * self.sector_size + 4 + _DESC > _MAX_GROUP_BYTES:
+            raise UsageError(f"chunks of {spc} × {self.sector_size} bytes are too large for E01 (31-bit offsets)")
         self.compression = compression
         self.sectors_per_chunk = spc
         self.chunk_size = spc * self.sector_size

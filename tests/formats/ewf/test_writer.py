@@ -386,6 +386,7 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
         {"media_type": "tape"},
         {"segment_size": 4096},
         {"sector_size": 256},
+        {"sector_size": 65536, "sectors_per_chunk": 32768},
     ],
 )
 def test_bad_options(tmp_path: Path, opts: dict[str, object]) -> None:
