@@ -21,7 +21,6 @@ import mmap
 import os
 import stat
 import struct
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -258,8 +257,7 @@ def open_source(path: str) -> Source:
         SourceError: it is neither a block device nor a regular file, or cannot be opened.
     """
     if path == "-":
-        fd = sys.stdin.fileno()
-        return Source("-", fd, "stream", False, None)
+        return Source("-", 0, "stream", False, None)  # file descriptor 0, whatever sys.stdin wraps
     try:
         st = os.stat(path)
     except FileNotFoundError:

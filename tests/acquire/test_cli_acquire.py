@@ -313,3 +313,23 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     err = capsys.readouterr().err
     assert "--resume works for fimg targets only" in err
     assert main(["--no-custody", "acquire", str(tmp_path / "missing"), str(tmp_path / "x.raw")]) == 3
+
+
+@pytest.mark.root
+def test_disk_full_fimg_stays_resumable(small_fs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        from forensimg.formats.fimg import resume_writer  # noqa: F401
+    except ImportError:
+        pytest.skip("needs the fimg writer")
+    src, data = _src(tmp_path, 3 << 20)
+    data = os.urandom(3 << 20)  # incompressible: it cannot fit in 1 MiB
+    src.write_bytes(data)
+    out = small_fs / "full.fimg"
+    assert main(["--no-custody", "acquire", str(src), str(out), "-q", "--checkpoint", "128K"]) == 3
+    assert "No space left on device" in capsys.readouterr().err
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_fs)], check=True)
+    assert main(["--no-custody", "acquire", str(src), str(out), "--resume", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["resumed_from"] > 0
+    assert res["hashes"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert _media(out) == data
