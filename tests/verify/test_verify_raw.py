@@ -267,3 +267,15 @@ def test_faults_from_chunk_checks_are_all_reported(tmp_path):
     assert d["media"] == {"start": 262144, "end": 524288, "length": 262144, "first_lba": 512, "last_lba": 1023}
     assert d["segment"] == str(p) and d["offset"] == 262144
     assert rep.verdict == "FAILED: 2 corrupt chunks, MD5 mismatch (expect)"
+
+
+def test_documented_example_follows_the_schema():
+    import re
+
+    from tests.helpers import ROOT
+    from tests.verify.common import validate
+
+    text = (ROOT / "docs" / "verify-json.md").read_text()
+    (block,) = re.findall(r"```json\n(.*?)```", text, re.S)
+    doc = validate(json.loads(block))
+    assert doc["status"] == "faults" and doc["exit_code"] == 1
