@@ -51,6 +51,7 @@ __all__ = [
     "ZLIB",
     "RecordHeader",
     "decode_chunk",
+    "drop_torn",
     "find_segments",
     "location",
     "pack_record",
@@ -220,6 +221,21 @@ def find_segments(path: Path, expected: int | None = None) -> list[Path]:
     if expected is not None:
         return out[:expected]
     return out
+
+
+def drop_torn(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Split off a last segment shorter than a header: a writer killed while creating it (spec §7.1).
+
+    Returns ``(segments, torn)``; ``torn`` is empty or the one torn file.
+    """
+    if len(paths) > 1:
+        try:
+            size = paths[-1].stat().st_size
+        except OSError:
+            return paths, []
+        if size < HEADER_SIZE:
+            return paths[:-1], paths[-1:]
+    return paths, []
 
 
 def _glob_escape(s: str) -> str:

@@ -35,6 +35,7 @@ from forensimg.formats.fimg.layout import (
     T_METADATA,
     ChunkFault,
     decode_chunk,
+    drop_torn,
     find_segments,
     parse_record,
     split_location,
@@ -532,7 +533,7 @@ def open_image(paths: Sequence[Path], *, zero_fill: bool = False, **_: Any) -> I
     """
     if len(paths) == 1:
         check_input_file(paths[0])
-        members = find_segments(Path(paths[0]))
+        members, _torn = drop_torn(find_segments(Path(paths[0])))
         tmp = SegmentSet(members)
         try:
             headers = parse_headers(tmp)

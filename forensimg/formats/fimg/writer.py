@@ -47,6 +47,7 @@ from forensimg.formats.fimg.layout import (
     VERSION,
     ZLIB,
     check_chunk_size,
+    drop_torn,
     find_segments,
     location,
     pack_record,
@@ -149,8 +150,8 @@ class FimgWriter(ImageWriter):
                 )
         self.segment_size = segment_size
         self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
-        self._batch_chunks = max(1, (1 << 20) // chunk_size)
-        self._window = self.workers * 2
+        self._batch_chunks = max(1, min(16, (256 << 10) // chunk_size))
+        self._window = self.workers + 1
         if sync not in ("background", "strict"):
             raise UsageError(f"sync must be 'background' or 'strict', not {sync!r}")
         self.sync = sync
@@ -175,6 +176,7 @@ class FimgWriter(ImageWriter):
         self._ckpt_seq = 0
         self._ckpt_prev_loc = 0
         self._ckpt_count = 0
+        self._ckpt_media = 0
         self._resumed_at: list[str] = []
         self._initial_meta: dict[str, Any]
         if _resume is None:
@@ -323,6 +325,7 @@ class FimgWriter(ImageWriter):
         self._ckpt_seq += 1
         self._ckpt_prev_loc = location(len(self._paths), off)
         self._ckpt_count = count
+        self._ckpt_media = self._media_done
 
     def _background_sync(self) -> None:
         self._wait_sync()
@@ -387,7 +390,7 @@ class FimgWriter(ImageWriter):
             self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="forensimg-fimg")
         self._inflight.append(self._pool.submit(self._encode, self._next_index, batch))
         self._next_index += len(batch)
-        while len(self._inflight) > self._window:
+        while len(self._inflight) > self._window or (self._inflight and self._inflight[0].done()):
             self._drain_one()
 
     def _drain_one(self) -> None:
@@ -450,6 +453,7 @@ class FimgWriter(ImageWriter):
             "compression": self.compression,
             "compression_level": self.compression_level,
             "hash_algorithms": list(self.hash_algorithms),
+            "checkpoint_interval": self.checkpoint_interval,
             "case": self.case.to_dict(),
             "source": self.source.to_dict() if self.source else None,
             "acquisition": {
@@ -546,6 +550,11 @@ class FimgWriter(ImageWriter):
             self._shutdown_pool()
             self._close_segment()
 
+    @property
+    def committed(self) -> int:
+        """Media bytes covered by the last checkpoint: what survives if the process dies now."""
+        return self._ckpt_media
+
     # -- resume (spec §7.2) -----------------------------------------------------------------------
 
     @classmethod
@@ -567,6 +576,7 @@ class FimgWriter(ImageWriter):
         self._ckpt_seq = st.ckpt_seq
         self._ckpt_prev_loc = st.ckpt_loc
         self._ckpt_count = st.ckpt_count
+        self._ckpt_media = st.media if not st.needs_checkpoint else st.ckpt_count * self.chunk_size
         self._resumed_at = [*st.meta.get("acquisition", {}).get("resumed_at", []), datetime.now(UTC).isoformat()]
         p = self._paths[-1]
         try:
@@ -640,7 +650,7 @@ def resume_writer(path: str | os.PathLike[str], **options: Any) -> FimgWriter:
     unknown = set(options) - _RESUME_OPTIONS
     if unknown:
         raise UsageError(f"unknown option(s) for resuming a fimg image: {', '.join(sorted(unknown))}")
-    paths = find_segments(Path(path))
+    paths, torn = drop_torn(find_segments(Path(path)))
     segs = SegmentSet(paths)
     try:
         headers = parse_headers(segs)
@@ -706,6 +716,8 @@ def resume_writer(path: str | os.PathLike[str], **options: Any) -> FimgWriter:
         opts = {k: v for k, v in options.items() if k not in ("chunk_size", "sector_size", "hashes", "segment_size",
                                                                 "overwrite", "case", "source", "acquired_at")}
         opts.setdefault("compression", meta.get("compression", "zstd"))
+        if isinstance(meta.get("checkpoint_interval"), int) and meta["checkpoint_interval"] > 0:
+            opts.setdefault("checkpoint_interval", meta["checkpoint_interval"])
         if "compression_level" not in opts and opts["compression"] == meta.get("compression"):
             opts["compression_level"] = meta.get("compression_level")
         started = meta.get("acquisition", {}).get("started")
@@ -713,7 +725,7 @@ def resume_writer(path: str | os.PathLike[str], **options: Any) -> FimgWriter:
         if acquired is not None and acquired.tzinfo is None:
             acquired = acquired.replace(tzinfo=UTC)
         # cut off everything after the committed state: it was never checkpointed
-        for p in paths[seg_no:]:
+        for p in [*paths[seg_no:], *torn]:
             os.unlink(p)
         with open(paths[seg_no - 1], "r+b") as f:
             f.truncate(cut)
