@@ -1,9 +1,10 @@
-"""SIGKILL a fimg writer at 24 points (and once while it finishes), resume each time, compare with an uninterrupted run.
+"""SIGKILL a fimg writer at 24 points (and once while finishing), resume each time, compare with a clean run.
 
-The child process reports its committed media position (``writer.committed``) through a pipe after every write; the parent kills it once
-the position passes the next kill point (no sleeping: the child waits for the parent's go-ahead after
-each report, while its hashing, compressing and syncing threads keep running). After each kill the unfinished image must open,
-say it is incomplete and read back exactly the committed prefix of the input.
+The child process reports its committed media position (``writer.committed``) through a pipe after every
+write; the parent kills it once that passes the next kill point (no sleeping: the child waits for the
+parent's go-ahead after each report, while its hashing, compressing and syncing threads keep running).
+After each kill the unfinished image must open, say it is incomplete and read back exactly the committed
+prefix of the input.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import sys, json
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from forensimg.formats.fimg import create_writer, resume_writer
-src, out, opts, bad_start, bad_end, mode = sys.argv[2], Path(sys.argv[3]), json.loads(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
+src, out, opts = sys.argv[2], Path(sys.argv[3]), json.loads(sys.argv[4])
+bad_start, bad_end, mode = int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
 opts["hashes"] = tuple(opts["hashes"])
 data = open(src, "rb").read()
 if out.exists():
