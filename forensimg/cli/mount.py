@@ -110,6 +110,9 @@ def _daemonize_and_serve(serve: Any, log_file: str | None) -> int:
 @click.option("--zero-fill", is_flag=True, help="Read corrupt chunks as zeros (logged; stated in info.json).")
 @click.option("--allow-other", is_flag=True, help="Let other users read the mount (FUSE allow_other).")
 @click.option("--log-file", type=click.Path(dir_okay=False), default=None, help="Where the daemon logs (EIO...).")
+@click.option(
+    "--cache-mb", type=click.IntRange(min=0), default=64, show_default=True, help="Decoded-chunk cache (MiB)."
+)
 @click.option("--format", "fmt", default=None, help="Force the image format instead of detecting it.")
 @json_option
 @pass_ctx
@@ -121,6 +124,7 @@ def mount_cli(
     zero_fill: bool,
     allow_other: bool,
     log_file: str | None,
+    cache_mb: int,
     fmt: str | None,
     as_json: bool,
 ) -> int:
@@ -136,6 +140,7 @@ def mount_cli(
     img = open_image(image, format=fmt, zero_fill=zero_fill)
     try:
         files = fuse.build_files(img, zero_fill=zero_fill, source=image)
+        fuse.set_cache_budget(img, cache_mb)
         segs = [str(p) for p in img.info.segments]
         summary = {
             "image": segs,

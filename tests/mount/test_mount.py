@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from forensimg.cli import main
-from tests.fs.media import FORMATS, build_disk_raw, disk_variant, sources
+from tests.fs.media import FLOPPY_SHA256, FORMATS, build_disk_raw, disk_variant, sources
 from tests.helpers import ROOT, TESTDATA, manifest
 
 pytestmark = [
@@ -291,9 +291,7 @@ def test_survives_caller_then_umount(tmp_path, capsys):
     try:
         assert os.path.ismount(mp) and _alive(pid)
         assert os.getsid(pid) != os.getsid(0)  # its own session: not tied to the caller's terminal
-        assert hashlib.sha256((mp / "disk.raw").read_bytes()).hexdigest() == (
-            "5a693e3da475b11fd8b23c4e7700490d2475e3e319218aa9453faf2880c2863e"
-        )
+        assert hashlib.sha256((mp / "disk.raw").read_bytes()).hexdigest() == FLOPPY_SHA256
         assert sorted(os.listdir(mp)) == ["disk.raw", "info.json"]  # a floppy: no partition files
         assert main(["umount", str(mp), "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["unmounted"] is True
@@ -320,6 +318,7 @@ def test_foreground_mount(tmp_path):
                 break
         doc = json.loads("".join(lines))
         assert doc["foreground"] is True and doc["pid"] == proc.pid and os.path.ismount(mp)
+        assert hashlib.sha256((mp / "disk.raw").read_bytes()).hexdigest() == FLOPPY_SHA256
         assert _forensimg("umount", mp).returncode == 0
         assert proc.wait(timeout=20) == 0
     finally:

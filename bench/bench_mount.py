@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Benchmark: random 4 KiB reads through a forensimg FUSE mount vs through ewfmount, same E01.
+
+Usage (as root, with fuse3 and ewf-tools installed)::
+
+    python bench/bench_mount.py [--size 256M] [--seed 1] [--reads 20000] [--threads 1,4] [--repeat 3]
+                                [--json-out FILE]
+
+1. Input: ``bench/gen_input.py`` output (40 % zero, 30 % random, 30 % compressible), written to
+   ``bench/out/mount-input-<size>-s<seed>.bin`` and reused when present.
+2. Image: ``ewfacquire -u -q -f encase6 -c fast -b 64`` of it (32 KiB chunks, one segment) to
+   ``bench/out/mount-<size>-s<seed>-fast.E01``, reused when present.
+3. Mounts: ``forensimg mount`` (daemon, multithreaded libfuse3) and ``ewfmount`` (libfuse), each on a
+   fresh folder under ``bench/out``; both are unmounted at the end, also on failure.
+4. Reads: ``--reads`` reads of 4 KiB at seeded random 4 KiB-aligned offsets (the same list for both),
+   with ``O_DIRECT`` so the kernel page cache does not answer repeated pages, split over ``T`` reader
+   threads for each ``T`` in ``--threads``. The digest of the bytes read must be equal for both mounts.
+   Each round is a fresh mount, so neither side starts with a warm chunk cache.
+
+Best and median of ``--repeat`` rounds (the rounds take turns); reads/s and MB/s (10**6 bytes/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import mmap
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+ROOT = HERE.parent
+PAGE = 4096
+PIDS: dict[str, int] = {}
+
+
+def _gen_input(path: Path, size: int, seed: int) -> None:
+    spec = importlib.util.spec_from_file_location("forensimg_bench_gen_input", HERE / "gen_input.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.generate(path, size, seed)
+
+
+def _parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.strip().upper().rstrip("B").rstrip("I")
+    return int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
+
+
+def prepare(size: int, seed: int) -> Path:
+    OUT.mkdir(exist_ok=True)
+    raw = OUT / f"mount-input-{size}-s{seed}.bin"
+    if not raw.exists():
+        print(f"generating {raw} ...", flush=True)
+        _gen_input(raw, size, seed)
+    target = OUT / f"mount-{size}-s{seed}-fast"
+    e01 = target.with_suffix(".E01")
+    if not e01.exists():
+        print(f"ewfacquire -> {e01} ...", flush=True)
+        subprocess.run(
+            ["ewfacquire", "-u", "-q", "-f", "encase6", "-c", "fast", "-b", "64", "-t", str(target), str(raw)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    return e01
+
+
+def _unmount(mp: Path) -> None:
+    for cmd in (["fusermount3", "-u", str(mp)], ["fusermount", "-u", str(mp)], ["umount", "-l", str(mp)]):
+        if not os.path.ismount(mp):
+            return
+        subprocess.run(cmd, capture_output=True, check=False)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (and its threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pid_serving(mp: Path, program: str) -> int:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(program.encode() in a for a in args[:3]) and str(mp).encode() in args:
+            return int(entry)
+    raise SystemExit(f"cannot find the {program} process serving {mp}")
+
+
+def mount_forensimg(e01: Path, mp: Path) -> Path:
+    p = subprocess.run(
+        [sys.executable, "-m", "forensimg", "--no-custody", "mount", "--json", str(e01), str(mp)],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    if p.returncode:
+        raise SystemExit(f"forensimg mount failed: {p.stderr.strip()}")
+    PIDS[str(mp)] = json.loads(p.stdout)["pid"]
+    return mp / "disk.raw"
+
+
+def mount_ewfmount(e01: Path, mp: Path) -> Path:
+    p = subprocess.run(["ewfmount", str(e01), str(mp)], capture_output=True, text=True, check=False)
+    if p.returncode or not os.path.ismount(mp):
+        raise SystemExit(f"ewfmount failed: {p.stderr.strip() or p.stdout.strip()}")
+    PIDS[str(mp)] = _pid_serving(mp, "ewfmount")
+    return mp / "ewf1"
+
+
+def random_reads(path: Path, offsets: list[int], threads: int) -> tuple[float, str]:
+    """Read 4 KiB at every offset with O_DIRECT over ``threads`` threads; (seconds, digest by offset)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
+    results: dict[int, bytes] = {}
+    parts = [offsets[i::threads] for i in range(threads)]
+    errors: list[BaseException] = []
+
+    def work(mine: list[int]) -> None:
+        buf = mmap.mmap(-1, PAGE)  # page-aligned buffer for O_DIRECT
+        try:
+            for off in mine:
+                n = os.preadv(fd, [buf], off)
+                results[off] = bytes(buf[:n])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            buf.close()
+
+    ts = [threading.Thread(target=work, args=(p,)) for p in parts]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    dt = time.perf_counter() - t0
+    os.close(fd)
+    if errors:
+        raise errors[0]
+    h = hashlib.sha256()
+    for off in offsets:
+        h.update(results[off])
+    return dt, h.hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", default="256M")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--reads", type=int, default=20000)
+    ap.add_argument("--threads", default="1,4")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json-out", default=None)
+    a = ap.parse_args(argv)
+    if os.geteuid() != 0 or not shutil.which("ewfmount") or not shutil.which("fusermount3"):
+        raise SystemExit("needs root, ewfmount (ewf-tools) and fusermount3 (fuse3)")
+    size = _parse_size(a.size)
+    e01 = prepare(size, a.seed)
+    rnd = random.Random(a.seed)
+    offsets = [rnd.randrange(0, size // PAGE) * PAGE for _ in range(a.reads)]
+    e01.read_bytes()  # warm the page cache for the image file itself, same for both
+    mounters: dict[str, Callable[[Path, Path], Path]] = {"forensimg mount": mount_forensimg, "ewfmount": mount_ewfmount}
+    rounds: dict[str, dict[int, list[float]]] = {m: {} for m in mounters}
+    digests: dict[str, set[str]] = {m: set() for m in mounters}
+    cpus: dict[str, dict[int, list[float]]] = {m: {} for m in mounters}
+    threads_list = [int(t) for t in a.threads.split(",")]
+    for r in range(a.repeat):
+        for threads in threads_list:
+            for name, mounter in mounters.items():
+                mp = OUT / f"mnt-bench-mount-{os.getpid()}-{name.split()[0]}"
+                mp.mkdir(exist_ok=True)
+                try:
+                    media = mounter(e01, mp)
+                    cpu0 = _cpu_seconds(PIDS[str(mp)])
+                    dt, digest = random_reads(media, offsets, threads)
+                    cpu = _cpu_seconds(PIDS[str(mp)]) - cpu0
+                finally:
+                    _unmount(mp)
+                    try:
+                        mp.rmdir()
+                    except OSError:
+                        pass
+                rounds[name].setdefault(threads, []).append(dt)
+                cpus[name].setdefault(threads, []).append(cpu)
+                digests[name].add(digest)
+                print(
+                    f"round {r + 1} threads={threads} {name}: {dt:.3f} s ({a.reads / dt:,.0f} reads/s), "
+                    f"server CPU {cpu:.2f} s ({cpu / a.reads * 1e6:.0f} µs/read)",
+                    flush=True,
+                )
+    same = len(digests["forensimg mount"] | digests["ewfmount"]) == 1
+    print()
+    print(f"image: {e01.name} ({size:,} bytes media), {a.reads} random 4 KiB O_DIRECT reads, best/median of {a.repeat}")
+    print("| readers | mount | best s | median s | reads/s (best) | MB/s | vs ewfmount | server CPU µs/read (median) |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    summary: dict[str, Any] = {}
+    for threads in threads_list:
+        base = min(rounds["ewfmount"][threads])
+        for name in mounters:
+            ts = rounds[name][threads]
+            best = min(ts)
+            rate = a.reads / best
+            ratio = base / best
+            summary.setdefault(str(threads), {})[name] = {
+                "best_s": best, "median_s": statistics.median(ts), "rounds_s": ts, "reads_per_s": rate, "ratio": ratio,
+            }  # fmt: skip
+            cpu_us = statistics.median(cpus[name][threads]) / a.reads * 1e6
+            summary[str(threads)][name]["server_cpu_us_per_read"] = cpu_us
+            print(f"| {threads} | {name} | {best:.3f} | {statistics.median(ts):.3f} | {rate:,.0f} | "
+                  f"{rate * PAGE / 1e6:.1f} | {ratio:.2f}× | {cpu_us:.0f} |")  # fmt: skip
+    print(f"\nsame bytes from both mounts: {same}")
+    if a.json_out:
+        doc = {
+            "benchmark": "bench_mount",
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
+            "image": str(e01), "size": size, "reads": a.reads, "repeat": a.repeat,
+            "results": summary, "same_bytes": same,
+        }  # fmt: skip
+        tmp = Path(a.json_out + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        os.replace(tmp, a.json_out)
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
