@@ -184,6 +184,9 @@ def writer_options(
 @click.option("--no-kernel-ro", is_flag=True, help="Do not set the kernel read-only flag (recorded as a warning).")
 @click.option("--restore-rw", is_flag=True, help="Clear the kernel read-only flag again after acquisition.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--mirror", "mirrors", multiple=True, type=click.Path(dir_okay=False), metavar="SECOND_TARGET",
+              help="Also write the image to SECOND_TARGET (repeatable; any format, from its extension). The "
+              "source is read and hashed once; a copy that fails (disk full) is recorded and the others go on.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--progress-fd", default=None, type=int,
               help="Also write progress as JSON lines to this open file descriptor (for scripts and GUIs).")
@@ -193,8 +196,8 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         examiner_opt: str | None, description: str, notes: str, hash_opt: str | None, compression: str | None,
         chunk_size: str | None, sector_size: int | None, segment_size: str | None, offset: str, length: str | None,
         retries: int, block_size: str, checkpoint: str | None, resume: bool, verify: bool, allow_mounted: bool,
-        no_kernel_ro: bool,
-        restore_rw: bool, overwrite: bool, quiet: bool, progress_fd: int | None, as_json: bool) -> int:
+        no_kernel_ro: bool, restore_rw: bool, overwrite: bool, mirrors: tuple[str, ...], quiet: bool,
+        progress_fd: int | None, as_json: bool) -> int:
     """Acquire SOURCE (a block device, an image file, or - for standard input) into TARGET.
 
     The source is opened read-only (O_NOATIME), a block device and its partitions get the kernel
@@ -210,7 +213,12 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
     from forensimg.registry import create
 
     fmt_name = _format_name(target, fmt)
-    algs = normalize_algorithms(hash_opt or _default_hashes(fmt_name))
+    mirror_fmts = [_format_name(m, None) for m in mirrors]
+    algs = normalize_algorithms(hash_opt or ",".join(_default_hashes(f) for f in [fmt_name, *mirror_fmts]))
+    if mirrors and resume:
+        raise UsageError("--resume continues one fimg target: run it without --mirror, once per copy to complete")
+    if len({os.path.realpath(t) for t in (target, *mirrors)}) != 1 + len(mirrors):
+        raise UsageError("every --mirror target must differ from TARGET and from the other mirrors")
     off = parse_size(offset, "--offset") or 0
     length_n = parse_size(length, "--length")
     block = parse_size(block_size, "--block-size") or (4 << 20)
@@ -250,7 +258,7 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
             report_sg.add(sg.check_mounts(bd.name, allow_mounted=allow_mounted))
         else:
             report_sg.add(sg.Safeguard("mounts", "not_applicable", f"source is a {src.kind}, not a block device"))
-        report_sg.add(sg.check_targets(src, [target]))
+        report_sg.add(sg.check_targets(src, [target, *mirrors]))
         if bd is not None:
             if no_kernel_ro:
                 now = sg.get_kernel_ro([bd.name])
@@ -300,6 +308,20 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
             start = writer.position
         else:
             writer = create(target, format=fmt_name, overwrite=overwrite, **common)
+        mirror_writers: list[Any] = []
+        try:
+            for m, mf in zip(mirrors, mirror_fmts, strict=True):
+                base = {k: v for k, v in common.items() if k not in opts}
+                mopts = writer_options(mf, compression=compression if mf == fmt_name else None,
+                                       chunk_size=chunk if mf == fmt_name else None, segment_size=seg,
+                                       sector_size=ss)
+                if mf == "fimg" and "checkpoint_interval" in opts:
+                    mopts["checkpoint_interval"] = opts["checkpoint_interval"]
+                mirror_writers.append(create(m, format=mf, overwrite=overwrite, **base, **mopts))
+        except BaseException:
+            for w in [writer, *mirror_writers]:
+                w.abort()
+            raise
         rep = AcquisitionReport("acquire", ["forensimg", *sys.argv[1:]] if sys.argv else [], case,
                                 {"identity": identity}, report_sg.to_dict(), started_at=started,
                                 settings={"format": fmt_name, "hashes": list(algs), "sector_size": ss,
@@ -308,6 +330,8 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         if resume:
             rep.notes.append(f"resumed at media offset {start} at {started.isoformat()}")
         rep.write(target)
+        for m in mirrors:
+            rep.write(m)
         tty = sys.stderr if (not quiet and sys.stderr.isatty()) else None
         printer = ProgressPrinter(tty, progress_fd)
         err: BaseException | None = None
@@ -315,8 +339,8 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         stop = threading.Event()
         old_handlers = _catch_signals(stop)
         try:
-            res = acquire(src, [writer], offset=off, length=length_n, sector_size=ss, block_size=block,
-                          hashes=algs, retries=retries, start=start, on_progress=printer, stop=stop)
+            res = acquire(src, [writer, *mirror_writers], offset=off, length=length_n, sector_size=ss,
+                          block_size=block, hashes=algs, retries=retries, start=start, on_progress=printer, stop=stop)
             if verify and res.complete:
                 verify_targets(res, on_progress=printer)
         except BaseException as exc:
@@ -363,6 +387,11 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
                              + ("; continue with: forensimg acquire --resume SOURCE TARGET" if fmt_name == "fimg"
                                 else ""))
         txt, js = rep.write(target)
+        for t in res.targets[1:]:
+            try:
+                rep.write(t.path)
+            except WriteError:
+                pass  # that copy's disk is full: its report from the start stays
         out_paths = [p for t in res.targets if t.result for p in t.result.paths]
         seg_sha = {s["path"]: s["sha256"] for segs in rep.segments.values() for s in segs}
         record_custody(ctx, target, "acquire", inputs=[source], outputs=[*out_paths, txt], examiner=examiner,
@@ -421,4 +450,8 @@ def _summary(res: Any, status: str, txt: Path) -> None:
         echo(f"  unreadable: {len(res.unreadable)} range(s), zero-filled (see the report)")
     for v in res.verification:
         echo(f"  verify {v.path}: {'ok' if v.ok else 'FAILED'} ({v.detail})")
+    if len(res.targets) > 1:
+        for t in res.targets:
+            state = t.state + (f" at media offset {t.failed_at}: {t.error}" if t.state == "failed" else "")
+            echo(f"  copy {t.path} ({t.writer.format}): {state}")
     echo(f"  report: {txt}")
