@@ -413,3 +413,16 @@ def test_many_small_raw_chunks_in_one_write(tmp_path: Path) -> None:
     r = w.close()
     secs = walk(r.paths[0])
     assert decode(chunks_of(r.paths[0], secs)) == data
+
+
+def test_zlib_fallback_without_isal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the isal package, fast compression uses zlib level 1 (``78 01``) and reads back the same."""
+    import forensimg.formats.ewf.writer as W
+
+    monkeypatch.setattr(W, "_isal_zlib", None)
+    data = mixed(300_000, seed=9)
+    r = write(tmp_path / "z.E01", data)
+    assert r.details["compressor"] == "zlib-1"  # type: ignore[attr-defined]
+    chunks = chunks_of(r.paths[0], walk(r.paths[0]))  # type: ignore[attr-defined]
+    assert any(c and s[:2] == b"\x78\x01" for c, s in chunks)
+    assert decode(chunks) == data + bytes(-len(data) % 512)
