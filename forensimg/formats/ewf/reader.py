@@ -72,7 +72,7 @@ _MAX_HEADER_SECTION = 64 << 20
 _MEDIA_TYPES = {0x00: "removable", 0x01: "fixed", 0x03: "optical", 0x0E: "logical", 0x10: "memory"}
 _COMPRESSION_LEVELS = {0: "none", 1: "fast", 2: "best"}
 _REFUSED = (
-    (structs.EVF2_SIGNATURE, "EWF2 (Ex01)"),
+    (structs.EVF2_SIGNATURE, "EWF2 (Ex01), which is read only when it is the first file given"),
     (structs.LEF2_SIGNATURE, "EWF2 logical (Lx01)"),
     (structs.LVF_SIGNATURE, "EWF logical evidence (L01)"),
     (structs.ADCRYPT_SIGNATURE, "FTK AD-encrypted EWF (ADCRYPT)"),
@@ -1005,4 +1005,8 @@ def open_image(paths: Sequence[Path], *, zero_fill: bool = False, **options: Any
         codepage: codepage of the 8-bit ``header`` text (default ``cp1252``).
     """
     codepage = str(options.pop("codepage", "cp1252"))
+    if _head(Path(paths[0])).startswith(structs.EVF2_SIGNATURE):
+        from forensimg.formats.ewf import ewf2
+
+        return ewf2.open_image(paths, zero_fill=zero_fill)
     return EWFImage(paths, zero_fill=zero_fill, codepage=codepage)

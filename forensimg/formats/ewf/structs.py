@@ -29,6 +29,10 @@ __all__ = [
     "ERROR2_HEADER_SIZE",
     "EVF2_SIGNATURE",
     "EVF_SIGNATURE",
+    "EWF2_DESCRIPTOR_SIZE",
+    "EWF2_FILE_HEADER_SIZE",
+    "EWF2_TABLE_ENTRY_SIZE",
+    "EWF2_TABLE_HEADER_SIZE",
     "FILE_HEADER_SIZE",
     "HASH_SIZE",
     "LEF2_SIGNATURE",
@@ -40,6 +44,9 @@ __all__ = [
     "digest_struct",
     "error2_entry",
     "error2_header",
+    "ewf2_file_header",
+    "ewf2_section_descriptor",
+    "ewf2_table_header",
     "file_header",
     "hash_struct",
     "section_descriptor",
@@ -174,6 +181,47 @@ session_entry = Struct(
     "padding" / Bytes(24),
 )
 """32-byte ``session`` entry."""
+
+# --- EWF2 (Ex01), read side ----------------------------------------------------------------------------
+
+EWF2_FILE_HEADER_SIZE = 32
+EWF2_DESCRIPTOR_SIZE = 64
+EWF2_TABLE_HEADER_SIZE = 32
+EWF2_TABLE_ENTRY_SIZE = 16
+
+ewf2_file_header = Struct(
+    "signature" / Const(EVF2_SIGNATURE),
+    "major" / Int8ul,  # 2
+    "minor" / Int8ul,  # 1
+    "compression_method" / Int16ul,  # 0 none, 1 zlib, 2 bzip2
+    "segment_number" / Int32ul,
+    "set_identifier" / Bytes(16),
+)
+"""32-byte header of an Ex01 segment file."""
+
+ewf2_section_descriptor = Struct(
+    "type" / Int32ul,  # 1 device info, 2 case data, 3 sector data, 4 sector table, 8 MD5, 9 SHA-1, 0xD next, 0xF done
+    "data_flags" / Int32ul,  # 1 MD5 of the data present, 2 encrypted
+    "previous_offset" / Int64ul,  # file offset of the previous descriptor; 0 for the first section
+    "data_size" / Int64ul,  # including alignment padding
+    "descriptor_size" / Int32ul,  # 64
+    "padding_size" / Int32ul,
+    "data_md5" / Bytes(16),
+    "reserved" / Bytes(12),
+    "checksum" / Int32ul,  # Adler-32 of bytes 0..59
+)
+"""64-byte EWF2 section descriptor; it FOLLOWS its section's data (sections are read backwards)."""
+
+ewf2_table_header = Struct(
+    "first_chunk" / Int64ul,
+    "entry_count" / Int32ul,
+    Padding(4),
+    "checksum" / Int32ul,  # Adler-32 of bytes 0..15
+    "reserved" / Bytes(12),
+)
+"""32-byte EWF2 sector table header; 16-byte entries (u64 offset, u32 size, u32 flags) and a 16-byte
+footer (Adler-32 of the entries + 12 zero bytes) follow."""
+
 
 # --- build-side declarations (writer) -------------------------------------------------------------
 # The writer engineer appends declarations used only when building sections below this line.

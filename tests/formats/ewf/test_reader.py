@@ -359,7 +359,6 @@ def test_structure_checksums_are_fatal_with_file_and_offset(made, tmp_path: Path
 @pytest.mark.parametrize(
     ("signature", "name"),
     [
-        (b"EVF2\r\n\x81\x00", "Ex01"),
         (b"LEF2\r\n\x81\x00", "Lx01"),
         (b"LVF\t\r\n\xff\x00", "L01"),
         (b"ADCRYPT\x00", "ADCRYPT"),
