@@ -63,6 +63,7 @@ def test_unreadable_sectors_are_isolated_exactly(ext: str, eio_device: EIODevice
     got = [(r["first_lba"], r["sectors"]) for r in res["unreadable"]]
     assert got == BAD
     assert all(r["errno"] == 5 for r in res["unreadable"])
+    assert res["read_retries"] == 2  # the one 4 MiB block failed once and was retried once (--retries 1)
     with forensimg.open(out) as img:
         media = img.read()
         if ext != "raw":  # raw has no place for them: the report holds them

@@ -7,8 +7,10 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,22 @@ def test_sector_size_from_the_device(loop_factory: LoopDevices, tmp_path: Path,
     res = json.loads(capsys.readouterr().out)
     assert res["sector_size"] == 4096
     assert res["source_identity"]["logical_sector_size"] == 4096
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_kernel_ro_not_settable_stops_unless_no_kernel_ro(loop_factory: LoopDevices, tmp_path: Path) -> None:
+    """Without CAP_SYS_ADMIN BLKROSET fails: acquisition stops with exit 5; --no-kernel-ro goes on (warning)."""
+    dev = loop_factory(_disk(tmp_path, 1 << 20))
+    base = ["setpriv", "--bounding-set", "-sys_admin", sys.executable, "-m", "forensimg", "--no-custody", "acquire",
+            dev]
+    root = Path(__file__).resolve().parents[2]
+    p1 = subprocess.run([*base, str(tmp_path / "a.raw"), "-q"], capture_output=True, text=True, cwd=root)
+    assert p1.returncode == 5, p1.stderr
+    assert "BLKROSET" in p1.stderr and "--no-kernel-ro" in p1.stderr
+    assert not _kernel_ro(dev)
+    assert not (tmp_path / "a.raw").exists()
+    p2 = subprocess.run([*base, str(tmp_path / "b.raw"), "-q", "--no-kernel-ro"], capture_output=True, text=True,
+                        cwd=root)
+    assert p2.returncode == 0, p2.stderr
+    rep = json.loads((tmp_path / "b.raw.json").read_text())
+    assert any("NOT set" in w for w in rep["safeguards"]["warnings"])
