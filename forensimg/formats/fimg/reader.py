@@ -438,23 +438,34 @@ class FimgImage(Image):
             w = self._walk_all()
         except FormatError as exc:
             return (*faults, Fault.from_error(exc, FaultKind.METADATA))
-        if w.stop is not None:
-            si, off, why = w.stop
-            faults.append(Fault(FaultKind.METADATA, f"fimg records end early in '{self._segs.paths[si]}': {why}",
-                                segment=str(self._segs.paths[si]), offset=off))
         n = self.chunk_count
-        if w.locations.tolist()[:n] != self._locations.tolist() or len(w.locations) != n:
-            faults.append(Fault(FaultKind.METADATA, f"fimg index disagrees with the chunk records "
-                                f"({len(w.locations)} records, {n} entries)", segment=last))
-        expect = {f.metadata_location, f.index_location, f.digests_location}
-        have = {((si + 1) << 48) | off for (_t, _i, si, off, _d) in w.final_records}
-        if not expect <= have:
-            faults.append(Fault(FaultKind.METADATA, "fimg footer points at metadata/index/digest records the walk "
-                                "did not find", segment=last))
-        ck = w.last_checkpoint
-        if ck is None or ck.chunk_count != n or ck.media_size != self.size:
-            faults.append(Fault(FaultKind.METADATA, "the last fimg checkpoint does not cover the whole media",
-                                segment=last))
+        if w.stop is not None:
+            # one damaged record ends the walk: report it once, and compare only what was walked
+            si, off, why = w.stop
+            where = ""
+            locs = self._locations.tolist()
+            loc = ((si + 1) << 48) | off
+            if loc in locs:
+                i = locs.index(loc)
+                where = f" (the record of chunk {i}, media {self.chunk_range(i).start}..{self.chunk_range(i).end - 1})"
+            faults.append(Fault(FaultKind.METADATA, f"fimg records end early in '{self._segs.paths[si]}': {why}{where}",
+                                segment=str(self._segs.paths[si]), offset=off))
+            walked = len(w.locations)
+            if w.locations.tolist() != self._locations.tolist()[:walked]:
+                faults.append(Fault(FaultKind.METADATA, "fimg index disagrees with the chunk records", segment=last))
+        else:
+            if w.locations.tolist() != self._locations.tolist():
+                faults.append(Fault(FaultKind.METADATA, f"fimg index disagrees with the chunk records "
+                                    f"({len(w.locations)} records, {n} entries)", segment=last))
+            expect = {f.metadata_location, f.index_location, f.digests_location}
+            have = {((si + 1) << 48) | off for (_t, _i, si, off, _d) in w.final_records}
+            if not expect <= have:
+                faults.append(Fault(FaultKind.METADATA, "fimg footer points at metadata/index/digest records the "
+                                    "walk did not find", segment=last))
+            ck = w.last_checkpoint
+            if ck is None or ck.chunk_count != n or ck.media_size != self.size:
+                faults.append(Fault(FaultKind.METADATA, "the last fimg checkpoint does not cover the whole media",
+                                    segment=last))
         if self._leaves is not None:
             for i in range(min(n, len(w.locations))):
                 if w.digests[32 * i : 32 * i + 32] != self._leaves[32 * i : 32 * i + 32]:
