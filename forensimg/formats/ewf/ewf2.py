@@ -1,6 +1,6 @@
 """Reader of EWF version 2 images (Ex01, EnCase 7+): :class:`EWF2Image`.
 
-EWF2 (spec §7, libewf's "Expert Witness Compression Format 2 (EWF2)" document) stores each section's
+EWF2 (spec §6, libewf's "Expert Witness Compression Format 2 (EWF2)" document) stores each section's
 data first and its 64-byte descriptor after it, so a segment is read from its end backwards: the last
 descriptor (``done`` or ``next``) names the previous one, down to the first section at offset 32. The
 reader shares the chunk checks of the EWF1 reader (:func:`~forensimg.formats.ewf.reader.decode_chunk`);
