@@ -1,8 +1,9 @@
-"""EWF (Expert Witness Format, E01) images: reading EWF version 1 and writing the EnCase 6 layout.
+"""EWF (Expert Witness Format) images: reading E01/s01 (EWF1) and Ex01 (EWF2), writing E01 (EnCase 6 layout).
 
 Module entry points used by :mod:`forensimg.registry`:
 
-* :func:`open_image` — read an E01 / s01 / e01 set (:class:`~forensimg.formats.ewf.reader.EWFImage`);
+* :func:`open_image` — read an E01 / s01 / e01 set (:class:`~forensimg.formats.ewf.reader.EWFImage`) or an
+  Ex01 set (:class:`~forensimg.formats.ewf.ewf2.EWF2Image`);
 * :func:`create_writer` — write an E01 set (:mod:`forensimg.formats.ewf.writer`, imported lazily).
 
 The format as forensimg reads and writes it is described in ``formats/ewf/spec.md``.
@@ -22,7 +23,7 @@ __all__ = ["create_writer", "open_image"]
 
 
 def open_image(paths: Sequence[Path], *, zero_fill: bool = False, **options: Any) -> Image:
-    """Open an EWF1 image given any one of its segments, or all of them.
+    """Open an E01/s01/e01 or Ex01 image given any one of its segments, or all of them.
 
     Args:
         paths: one segment (the others are found next to it) or every segment.
@@ -32,7 +33,7 @@ def open_image(paths: Sequence[Path], *, zero_fill: bool = False, **options: Any
     Raises:
         FormatError: not a readable EWF1 image (checksums, structure), with file and offset.
         MissingSegmentError: a segment is missing, duplicated or misnumbered.
-        UnsupportedFormatError: Ex01, Lx01, L01 or AD-encrypted files.
+        UnsupportedFormatError: Lx01, L01, AD-encrypted, encrypted or bzip2 Ex01 files.
     """
     from forensimg.formats.ewf.reader import open_image as _open
 
