@@ -429,6 +429,16 @@ class EWF2Image(Image):
     def _close_files(self) -> None:
         self._files.close()
 
+    def chunk_location(self, index: int) -> tuple[Path, int, int, bool]:
+        """Where chunk ``index`` is stored: segment file, file offset, stored size, compressed.
+
+        For a fill-pattern chunk the offset is the pattern and the size 0 (nothing is stored).
+        """
+        t = self._tables[bisect.bisect_right(self._firsts, index) - 1]
+        k = index - t.first_chunk
+        fill = t.flags[k] & 5 == 5
+        return self._files.paths[t.segment], t.offsets[k], 0 if fill else t.sizes[k], bool(t.flags[k] & 1)
+
     def check_structure(self) -> tuple[Fault, ...]:
         """Metadata sections whose checksums failed (their content was not used). Never raises."""
         return self._structure_faults

@@ -51,9 +51,8 @@ def test_ex01_equals_media_and_pyewf(tmp_path: Path, name: str, kw: dict) -> Non
 def test_ex01_corrupt_chunk_is_localised(tmp_path: Path) -> None:
     paths = build_ex01(tmp_path / "img.Ex01", MEDIA, pattern_zero=False)
     with forensimg.open(paths[0]) as img:
-        t = img._tables[0]
-        k = next(i for i in range(len(t.flags)) if t.flags[i] & 1 and i > 0)
-        off, size = t.offsets[k], t.sizes[k]
+        k = next(i for i in range(1, img.chunk_count) if img.chunk_location(i)[3])
+        _, off, size, _ = img.chunk_location(k)
         cs = img.chunk_size
     data = bytearray(paths[0].read_bytes())
     data[off + size // 2] ^= 0x55
