@@ -149,3 +149,44 @@ def test_truncations_give_format_errors(tmp_path: Path, cut: int) -> None:
         forensimg.open(p, format="ewf").read()
     if cut >= 13:
         assert ei.value.path == str(p)
+
+
+SEG_SEEDS = [(TESTDATA / f"disk_mbr_seg.E0{i}").read_bytes() for i in (1, 2, 3)]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,
+)
+@given(
+    which=st.integers(0, 2),
+    kind=st.sampled_from(["flip", "truncate", "header_number", "swap_tail"]),
+    pos=st.floats(0, 1),
+    value=st.integers(0, 255),
+)
+def test_mutated_segment_set(tmp_path: Path, which: int, kind: str, pos: float, value: int) -> None:
+    files = []
+    for i, seed in enumerate(SEG_SEEDS):
+        buf = bytearray(seed)
+        if i == which:
+            off = min(len(buf) - 1, int(pos * len(buf)))
+            if kind == "flip":
+                buf[off] ^= value or 1
+            elif kind == "truncate":
+                del buf[off:]
+            elif kind == "header_number":
+                buf[9:11] = (value % 5).to_bytes(2, "little")
+            else:  # the end of another segment pasted over this one's end
+                other = SEG_SEEDS[(i + 1) % 3]
+                buf[off:] = other[off : len(buf)]
+        p = tmp_path / f"set.E0{i + 1}"
+        p.write_bytes(bytes(buf))
+        files.append(p)
+    try:
+        with forensimg.open(files[0], format="ewf") as img:
+            img.read()
+            img.check_structure()
+    except Error:
+        pass
