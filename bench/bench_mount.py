@@ -106,9 +106,9 @@ def _pid_serving(mp: Path, program: str) -> int:
     raise SystemExit(f"cannot find the {program} process serving {mp}")
 
 
-def mount_forensimg(e01: Path, mp: Path) -> Path:
+def mount_forensimg(e01: Path, mp: Path, *extra: str) -> Path:
     p = subprocess.run(
-        [sys.executable, "-m", "forensimg", "--no-custody", "mount", "--json", str(e01), str(mp)],
+        [sys.executable, "-m", "forensimg", "--no-custody", "mount", "--json", *extra, str(e01), str(mp)],
         capture_output=True, text=True, cwd=ROOT, check=False,
     )  # fmt: skip
     if p.returncode:
@@ -175,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     rnd = random.Random(a.seed)
     offsets = [rnd.randrange(0, size // PAGE) * PAGE for _ in range(a.reads)]
     e01.read_bytes()  # warm the page cache for the image file itself, same for both
-    mounters: dict[str, Callable[[Path, Path], Path]] = {"forensimg mount": mount_forensimg, "ewfmount": mount_ewfmount}
+    mounters: dict[str, Callable[[Path, Path], Path]] = {
+        "forensimg mount": mount_forensimg,
+        "forensimg mount --single-threaded": lambda e, m: mount_forensimg(e, m, "--single-threaded"),
+        "ewfmount": mount_ewfmount,
+    }
     rounds: dict[str, dict[int, list[float]]] = {m: {} for m in mounters}
     digests: dict[str, set[str]] = {m: set() for m in mounters}
     cpus: dict[str, dict[int, list[float]]] = {m: {} for m in mounters}
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(a.repeat):
         for threads in threads_list:
             for name, mounter in mounters.items():
-                mp = OUT / f"mnt-bench-mount-{os.getpid()}-{name.split()[0]}"
+                mp = OUT / f"mnt-bench-mount-{os.getpid()}-{len(name)}"
                 mp.mkdir(exist_ok=True)
                 try:
                     media = mounter(e01, mp)
@@ -204,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"server CPU {cpu:.2f} s ({cpu / a.reads * 1e6:.0f} µs/read)",
                     flush=True,
                 )
-    same = len(digests["forensimg mount"] | digests["ewfmount"]) == 1
+    same = len(set().union(*digests.values())) == 1
     print()
     print(f"image: {e01.name} ({size:,} bytes media), {a.reads} random 4 KiB O_DIRECT reads, best/median of {a.repeat}")
     print("| readers | mount | best s | median s | reads/s (best) | MB/s | vs ewfmount | server CPU µs/read (median) |")

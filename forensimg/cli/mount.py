@@ -113,6 +113,9 @@ def _daemonize_and_serve(serve: Any, log_file: str | None) -> int:
 @click.option(
     "--cache-mb", type=click.IntRange(min=0), default=64, show_default=True, help="Decoded-chunk cache (MiB)."
 )
+@click.option(
+    "--single-threaded", is_flag=True, help="One request at a time (less CPU per read; no overlap between readers)."
+)
 @click.option("--format", "fmt", default=None, help="Force the image format instead of detecting it.")
 @json_option
 @pass_ctx
@@ -125,6 +128,7 @@ def mount_cli(
     allow_other: bool,
     log_file: str | None,
     cache_mb: int,
+    single_threaded: bool,
     fmt: str | None,
     as_json: bool,
 ) -> int:
@@ -160,7 +164,7 @@ def mount_cli(
                 click.echo(f"mounted {segs[0] if segs else image} at {mp} (pid {pid}): {names}", err=foreground)
 
         def serve(on_ready: Any) -> None:
-            fuse.serve(img, files, str(mp), allow_other=allow_other, on_ready=on_ready)
+            fuse.serve(img, files, str(mp), allow_other=allow_other, on_ready=on_ready, single_threaded=single_threaded)
 
         if foreground:
             _log_to(log_path or sys.stderr)

@@ -313,6 +313,7 @@ def serve(
     allow_other: bool = False,
     on_ready: Callable[[], None] | None = None,
     debug: bool = False,
+    single_threaded: bool = False,
 ) -> None:
     """Mount and serve until unmounted (blocks; multithreaded FUSE loop, ``ro``).
 
@@ -322,6 +323,8 @@ def serve(
         mountpoint: an existing empty folder.
         allow_other: let other users read the mount (needs ``user_allow_other`` for non-root).
         on_ready: called once the kernel mount is live (from FUSE's ``init``).
+        single_threaded: serve one request at a time on the calling thread (less CPU per request, no
+            overlap between concurrent readers); the default is libfuse's multithreaded loop.
 
     Raises:
         MountError: the mount could not be made.
@@ -335,7 +338,7 @@ def serve(
             ops,
             mountpoint,
             foreground=True,
-            nothreads=False,
+            nothreads=single_threaded,
             ro=True,
             allow_other=allow_other,
             fsname=fsname,
