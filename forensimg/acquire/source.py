@@ -154,6 +154,8 @@ class Source:
         while len(out) < length:
             try:
                 data = os.pread(self.fd, length - len(out), offset + len(out))
+                if not out and len(data) == length:
+                    return data  # the usual case: one read, no copy
             except OSError as exc:
                 raise SourceReadError(
                     f"cannot read {length} bytes of '{self.path}': {exc.strerror}",
@@ -212,6 +214,8 @@ class Source:
         while len(out) < length and not self._stream_eof:
             try:
                 data = os.read(self.fd, length - len(out))
+                if not out and len(data) == length:
+                    return data
             except OSError as exc:
                 raise SourceReadError(
                     f"cannot read standard input: {exc.strerror}",
