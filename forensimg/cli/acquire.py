@@ -89,10 +89,12 @@ class ProgressPrinter:
         if now - self._last < self.interval and not final:
             return
         self._last = now
-        parts = [f"{p.phase:>7}", _bytes(p.done)]
+        parts = [f"{p.phase:>7}"]
         if p.total:
             pct = 100.0 * p.done / p.total
-            parts.append(f"/ {_bytes(p.total)}  {pct:5.1f}%")
+            parts.append(f"{_bytes(p.done)} / {_bytes(p.total)}  {pct:5.1f}%")
+        else:
+            parts.append(_bytes(p.done))
         parts.append(_rate(p.rate))
         if p.total and p.rate > 0 and p.phase != "rehash":
             eta = int((p.total - p.done) / p.rate)
