@@ -94,7 +94,8 @@ def prepare(size: int, seed: int) -> tuple[Path, Path, Path]:
         target = OUT / f".verify-{tag}-tmp"
         subprocess.run(
             ["ewfacquire", "-u", "-q", "-t", str(target), "-f", "encase6", "-c", "fast", "-d", "sha1", str(src)],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         Path(str(target) + ".E01").rename(e01)
     fimg = OUT / f"verify-{tag}.fimg"
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json-out", type=Path, default=None)
     args = ap.parse_args(argv)
     size = gen.parse_size(args.size)
-    src, e01, fimg = prepare(size, args.seed)
+    _src, e01, fimg = prepare(size, args.seed)
     warm([e01, fimg])
     fi = _forensimg()
     from forensimg.verify import verify
@@ -179,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         rep = verify(fimg, range=(rstart, rstart + (1 << 20)), use_custody=False)
         inproc["range 1 MiB (fimg)"].append(time.perf_counter() - t)
         assert rep.status == "verified" and rep.range_method == "merkle", rep.verdict
-        print(f"round {rnd + 1}: in-process full {inproc['full (fimg)'][-1]:.3f} s, "
-              f"range {inproc['range 1 MiB (fimg)'][-1] * 1000:.1f} ms", flush=True)
+        print(
+            f"round {rnd + 1}: in-process full {inproc['full (fimg)'][-1]:.3f} s, "
+            f"range {inproc['range 1 MiB (fimg)'][-1] * 1000:.1f} ms",
+            flush=True,
+        )
 
     base = min(walls[BASELINE])
     rows = []
@@ -190,18 +194,30 @@ def main(argv: list[str] | None = None) -> int:
     for name in methods:
         best = min(walls[name])
         i = walls[name].index(best)
-        rows.append({"method": name, "best": best, "median": statistics.median(walls[name]), "cpu": cpus[name][i],
-                     "rounds": walls[name], "cpu_rounds": cpus[name]})
-        print(f"| {name} | {best:.3f} | {statistics.median(walls[name]):.3f} | {cpus[name][i]:.2f} | "
-              f"{size / best / 1e6:.0f} | {base / best:.2f}x |")
+        rows.append(
+            {
+                "method": name,
+                "best": best,
+                "median": statistics.median(walls[name]),
+                "cpu": cpus[name][i],
+                "rounds": walls[name],
+                "cpu_rounds": cpus[name],
+            }
+        )
+        print(
+            f"| {name} | {best:.3f} | {statistics.median(walls[name]):.3f} | {cpus[name][i]:.2f} | "
+            f"{size / best / 1e6:.0f} | {base / best:.2f}x |"
+        )
     full_ip, range_ip = min(inproc["full (fimg)"]), min(inproc["range 1 MiB (fimg)"])
     e01_ratio = base / min(walls["forensimg verify (E01)"])
     fimg_ratio = base / min(walls["forensimg verify (fimg)"])
     range_share = range_ip / full_ip
     range_share_cli = min(walls["forensimg verify --range 1 MiB (fimg)"]) / min(walls["forensimg verify (fimg)"])
     print()
-    print(f"in-process: full fimg verify {full_ip:.3f} s, 1 MiB range {range_ip * 1000:.1f} ms "
-          f"= {range_share * 100:.2f} % (CLI, with interpreter start-up: {range_share_cli * 100:.1f} %)")
+    print(
+        f"in-process: full fimg verify {full_ip:.3f} s, 1 MiB range {range_ip * 1000:.1f} ms "
+        f"= {range_share * 100:.2f} % (CLI, with interpreter start-up: {range_share_cli * 100:.1f} %)"
+    )
     verdicts = {
         "E01 >= 1.5x ewfverify": e01_ratio >= 1.5,
         "fimg >= 1.8x ewfverify": fimg_ratio >= 1.8,
@@ -214,18 +230,30 @@ def main(argv: list[str] | None = None) -> int:
 
         doc: dict[str, Any] = {
             "date": dt.datetime.now(dt.UTC).isoformat(),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                        "load_before": os.getloadavg()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "load_before": os.getloadavg(),
+            },
             "forensimg": fi.__version__,
             "size": size,
             "seed": args.seed,
             "jobs": args.jobs,
-            "inputs": {"e01": str(e01), "e01_bytes": e01.stat().st_size, "fimg": str(fimg),
-                       "fimg_bytes": fimg.stat().st_size},
+            "inputs": {
+                "e01": str(e01),
+                "e01_bytes": e01.stat().st_size,
+                "fimg": str(fimg),
+                "fimg_bytes": fimg.stat().st_size,
+            },
             "methods": rows,
             "in_process": inproc,
-            "ratios": {"e01": e01_ratio, "fimg": fimg_ratio, "range_share": range_share,
-                       "range_share_cli": range_share_cli},
+            "ratios": {
+                "e01": e01_ratio,
+                "fimg": fimg_ratio,
+                "range_share": range_share,
+                "range_share_cli": range_share_cli,
+            },
             "targets_met": verdicts,
         }
         atomic_write(args.json_out, json.dumps(doc, indent=2) + "\n")
