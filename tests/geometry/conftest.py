@@ -1,0 +1,3 @@
+"""Fixtures of tests/geometry: loop devices (from the reusable tests.fixtures)."""
+
+from tests.fixtures.loopdev import loop_factory  # noqa: F401
