@@ -572,10 +572,15 @@ class EWFWriter(ImageWriter):
     def _error_entries(self, unreadable: Sequence[Range]) -> list[tuple[int, int]]:
         """error2 entries (first sector, sector count) as u32 pairs; sectors past 2^32 cannot be stored."""
         bps = self.sector_size
-        out: list[tuple[int, int]] = []
+        sectors: list[list[int]] = []  # [first, end) in sectors; byte ranges sharing a sector merge
         for r in unreadable:
-            first = r.start // bps
-            last = -(-r.end // bps)  # exclusive
+            first, end = r.start // bps, -(-r.end // bps)
+            if sectors and first <= sectors[-1][1]:
+                sectors[-1][1] = max(sectors[-1][1], end)
+            else:
+                sectors.append([first, end])
+        out: list[tuple[int, int]] = []
+        for first, last in sectors:
             if first > 0xFFFFFFFF:
                 log.warning("unreadable range at sector %d is past what error2 can record (2^32 sectors)", first)
                 continue
@@ -595,12 +600,14 @@ class EWFWriter(ImageWriter):
         self._close_group()
         errors = self._error_entries(unreadable)
         end = self._closing_reserve(len(errors))
+        if self._seg_pos + end > self.segment_size and self._seg_chunks > 0:
+            # unreadable ranges reported after the last chunk was placed made the closing sections too
+            # big for this segment: they go to one more segment without chunks (data, error2, digest,
+            # hash, done), which libewf 20140813, current libewf and forensimg read
+            self._end_segment()
+            self._open_segment()
         if self._seg_pos + end > self.segment_size:
-            log.warning(
-                "segment '%s' ends %d bytes past the segment size (unreadable ranges added after the last chunk)",
-                self._paths[-1],
-                self._seg_pos + end - self.segment_size,
-            )
+            log.warning("segment '%s' ends past the segment size: %d error2 entries", self._paths[-1], len(errors))
         single = len(self._paths) == 1
         if single:
             self._emit_volume("data")

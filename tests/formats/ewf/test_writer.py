@@ -426,3 +426,29 @@ def test_zlib_fallback_without_isal(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     chunks = chunks_of(r.paths[0], walk(r.paths[0]))  # type: ignore[attr-defined]
     assert any(c and s[:2] == b"\x78\x01" for c, s in chunks)
     assert decode(chunks) == data + bytes(-len(data) % 512)
+
+
+def late_ranges_set(folder: Path) -> tuple[list[Path], bytes]:
+    """Chunks placed first, then 480 unreadable ranges: the closing sections need one more segment."""
+    data = os.urandom(8192 * 60)
+    w = EWFWriter(folder / "late.E01", sectors_per_chunk=16, compression="none", segment_size=14_000)
+    w.write(data)
+    w._drain()  # place the chunks now, before the ranges are known (as a streaming acquisition would)
+    for i in range(480):
+        w.mark_unreadable(i * 1024, 10)  # every other sector
+    w.mark_unreadable(100, 10)  # shares sector 0 with the first range: merged in error2
+    r = w.close()
+    return list(r.paths), data
+
+
+def test_unreadable_ranges_after_last_chunk_get_a_closing_segment(tmp_path: Path) -> None:
+    paths, data = late_ranges_set(tmp_path)
+    assert len(paths) == 61
+    assert all(p.stat().st_size <= 14_000 for p in paths)
+    last = walk(paths[-1])
+    assert [s.kind for s in last] == ["data", "error2", "digest", "hash", "done"]
+    err = last[1].data
+    assert struct.unpack_from("<I", err)[0] == 480
+    assert struct.unpack_from("<4I", err, 520) == (0, 1, 2, 1)
+    media = b"".join(decode(chunks_of(p, walk(p))) for p in paths)
+    assert media == data

@@ -282,3 +282,17 @@ def test_md5_only_has_no_digest_section_and_verifies(tmp_path: Path) -> None:
     assert ewfverify(r.paths[0]) == r.hashes["md5"]
     _, hashes, _ = pyewf_read(r.paths[0])
     assert hashes["md5"] == r.hashes["md5"] and hashes["sha1"] is None
+
+
+def test_closing_only_last_segment_reads_everywhere(tmp_path: Path) -> None:
+    """Unreadable ranges reported after the last chunk: the set ends with a segment without chunks."""
+    from tests.formats.ewf.test_writer import late_ranges_set
+
+    paths, data = late_ranges_set(tmp_path)
+    assert ewfverify(paths[0]) == hashlib.md5(data).hexdigest()
+    assert pyewf_read(paths[0])[0] == data
+    _, text = ewfinfo(paths[0])
+    assert "total number: 480" in text
+    with forensimg.open(paths[0]) as img:
+        assert img.read() == data
+        assert len(img.info.unreadable) == 480
