@@ -275,19 +275,23 @@ class _Group:
     def count(self) -> int:
         return len(self.entries)
 
-    def offsets(self) -> tuple[array[int], bytes]:
+    def locate(self, k: int) -> tuple[int, int, bool]:
+        """File offset, end offset and compressed flag of entry ``k``.
+
+        The usual table (its chunks end within 2^31 bytes of its base) needs only arithmetic on the
+        stored entries; a table that reaches past that may carry the EnCase 6.7.1 overflow and is
+        decoded once (:func:`decode_table_entries`).
+        """
+        entries = self.entries
+        if self.data_end - self.base <= _MASK:
+            e = entries[k]
+            end = self.base + (entries[k + 1] & _MASK) if k + 1 < len(entries) else self.data_end
+            return self.base + (e & _MASK), end, bool(e >> 31)
         d = self.decoded
         if d is None:
-            if self.data_end - self.base <= _MASK:
-                # the usual case: no entry can carry bit 31 as an offset bit
-                base = self.base
-                starts = array("Q", [base + (e & _MASK) for e in self.entries])
-                starts.append(self.data_end)
-                d = (starts, bytes([e >> 31 for e in self.entries]))
-            else:
-                d = decode_table_entries(self.entries, self.base, self.data_end)
+            d = decode_table_entries(entries, self.base, self.data_end)
             self.decoded = d  # benign race: every thread computes the same value
-        return d
+        return d[0][k], d[0][k + 1], bool(d[1][k])
 
 
 @dataclass(slots=True)
@@ -921,8 +925,7 @@ class EWFImage(Image):
         media = (mstart, mstart + expected)
         g = self._groups[bisect.bisect_right(self._group_firsts, index) - 1]
         k = index - g.first_chunk
-        starts, comp = g.offsets()
-        start, end = starts[k], starts[k + 1]
+        start, end, compressed = g.locate(k)
         path = self._files.paths[g.segment]
         if not (g.data_start <= start < end <= g.data_end):
             raise _chunk_error(
@@ -944,7 +947,7 @@ class EWFImage(Image):
                 chunk=index,
                 media=media,
             )
-        data, problem = decode_chunk(stored, bool(comp[k]), expected, cs, index == self._chunk_count - 1)
+        data, problem = decode_chunk(stored, compressed, expected, cs, index == self._chunk_count - 1)
         if problem is not None:
             raise _chunk_error(problem[0], problem[1], path=path, offset=start, chunk=index, media=media)
         return data
@@ -963,9 +966,8 @@ class EWFImage(Image):
     def chunk_location(self, index: int) -> tuple[Path, int, int, bool]:
         """Where chunk ``index`` is stored: segment file, file offset, stored size, compressed."""
         g = self._groups[bisect.bisect_right(self._group_firsts, index) - 1]
-        starts, comp = g.offsets()
-        k = index - g.first_chunk
-        return self._files.paths[g.segment], starts[k], starts[k + 1] - starts[k], bool(comp[k])
+        start, end, compressed = g.locate(index - g.first_chunk)
+        return self._files.paths[g.segment], start, end - start, compressed
 
 
 def _guess_format(p: _Parsed) -> str:

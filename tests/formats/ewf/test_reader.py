@@ -25,7 +25,7 @@ from forensimg.errors import (
     MissingSegmentError,
     UnsupportedFormatError,
 )
-from forensimg.formats.ewf.reader import EWFImage, decode_table_entries, walk_sections
+from forensimg.formats.ewf.reader import EWFImage, _Group, decode_table_entries, walk_sections
 from forensimg.image import FaultKind, Range
 from forensimg.streams import SegmentSet
 from tests.formats.ewf.readutil import MiB, acquire, mixed_input
@@ -267,6 +267,16 @@ def test_decode_table_entries_encase_671_overflow() -> None:
     starts, comp = decode_table_entries(e, 0, 0x80011000)
     assert list(starts) == [0x10, 0x7FFF0000, 0x80001000, 0x80009000, 0x80011000]
     assert list(comp) == [1, 1, 0, 0]
+    # the same through a table group (the reader's lookup): quirk path past 2 GiB, arithmetic path below
+    g = _Group(0, 0, e, 0, 0, 0x80011000, 0, "table")
+    assert [g.locate(k) for k in range(4)] == [
+        (0x10, 0x7FFF0000, True),
+        (0x7FFF0000, 0x80001000, True),
+        (0x80001000, 0x80009000, False),
+        (0x80009000, 0x80011000, False),
+    ]
+    g = _Group(0, 0, array("I", [0x4C, 0x8000804C]), 0x733, 0x77F, 0x9000, 0, "table")
+    assert [g.locate(k) for k in range(2)] == [(0x77F, 0x733 + 0x804C, False), (0x733 + 0x804C, 0x9000, True)]
     starts, comp = decode_table_entries(array("I", [0x4C, 0x8000804C]), 0x733, 0x9000)
     assert list(starts) == [0x733 + 0x4C, 0x733 + 0x804C, 0x9000] and list(comp) == [0, 1]
 
