@@ -331,3 +331,20 @@ def test_library_example_in_docs_runs(disk_raw, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "r/r 17 48 /hello.txt" in out.stdout
     assert "Hello from the forensimg shared ext4 partition." in out.stdout
+
+
+def test_cat_json_and_extract_custody_event(disk_raw, tmp_path, capsys):
+    rc, out, _ = _cli(capsys, "cat", disk_raw, "/hello.txt", "-p", "2", "--json")
+    doc = json.loads(out)
+    assert rc == 0 and doc["inode"] == 17 and doc["size"] == 48
+    assert doc["sha256"] == "2538f99e16dadae42bb89b26fc14c6c556aeeebe89cfe46a71cba5831c03b6b8"
+    import base64
+
+    assert base64.b64decode(doc["content_base64"]).startswith(b"Hello from the forensimg")
+    log = tmp_path / "custody.jsonl"
+    rc = main(["--custody-log", str(log), "extract", str(disk_raw), "/dir", str(tmp_path / "x"), "-p", "2"])
+    capsys.readouterr()
+    assert rc == 0
+    event = json.loads(log.read_text().splitlines()[-1])
+    assert event["action"] == "export" and event["result"]["files"] == 1
+    assert event["outputs"][0]["path"].endswith("x.sha256")
