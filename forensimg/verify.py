@@ -272,15 +272,19 @@ class VerifyReport:
                 f"a {fmt} image has no proof for a range){unread}"
             )
         if status == "verified":
-            said: list[str] = []
-            for src in _SOURCE_WORDS:
-                algs = [
+            groups: dict[tuple[str, ...], list[str]] = {}
+            for src, words in _SOURCE_WORDS.items():
+                algs = tuple(
                     _LABELS.get(h.algorithm, h.algorithm)
                     for h in self.matched
                     if any(r.source == src for r in h.expected_sources)
-                ]
+                )
                 if algs:
-                    said.append(f"{', '.join(algs)} match{'es' if len(algs) == 1 else ''} {_SOURCE_WORDS[src]}")
+                    groups.setdefault(algs, []).append(words)
+            said = [
+                f"{', '.join(algs)} match{'es' if len(algs) == 1 else ''} {' and '.join(words)}"
+                for algs, words in groups.items()
+            ]
             return f"VERIFIED: {', '.join(said)}; {nf} faults{unread}"
         return (
             f"NO REFERENCE: {self.chunks_checked} chunks read, 0 faults, but no stored or given hash to compare "
@@ -451,10 +455,7 @@ def _find_hashes(obj: Any, depth: int = 0) -> dict[str, str] | None:
 
 def _report_hashes(first: Path) -> tuple[dict[str, str], str | None]:
     """Hashes from the acquisition report ``IMAGE.json`` beside the first segment."""
-    candidates = [first.with_name(first.name + ".json")]
-    if first.suffix:
-        candidates.append(first.with_name(first.stem + ".json"))
-    for cand in candidates:
+    for cand in (first.with_name(first.name + ".json"),):  # acquire/convert write TARGET.json
         try:
             data = json.loads(cand.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -279,3 +279,17 @@ def test_documented_example_follows_the_schema():
     (block,) = re.findall(r"```json\n(.*?)```", text, re.S)
     doc = validate(json.loads(block))
     assert doc["status"] == "faults" and doc["exit_code"] == 1
+
+
+def test_real_acquisition_report_and_custody_event_are_found(tmp_path, capsys):
+    src = tmp_path / "src.bin"
+    src.write_bytes(DATA)
+    target = tmp_path / "t.raw"
+    assert cli(capsys, "acquire", src, target, "-q")[0] == 0
+    for alg in ("md5", "sha1"):
+        target.with_name(f"t.raw.{alg}").unlink()  # no sidecars: only the report and the custody log remain
+    code, out, _ = cli(capsys, "verify", target)
+    assert code == 0
+    assert out.strip().splitlines()[-1] == (
+        "VERIFIED: MD5, SHA-1 match the acquisition report and the custody record; 0 faults"
+    )
