@@ -103,6 +103,9 @@ _IOV_MAX = 1000  # below Linux IOV_MAX (1024): up to two entries are added per c
 
 _le_u32 = struct.Struct("<I")
 
+# Adler-32 of raw chunks: ISA-L's is ~6x faster than zlib's on this machine (same values)
+_adler32: Callable[[memoryview | bytes], int] = _isal_zlib.adler32 if _isal_zlib is not None else zlib.adler32
+
 Compressor = Callable[[memoryview | bytes], bytes]
 
 
@@ -131,7 +134,7 @@ def _encode_batch(
     """Encode the chunks of ``data[start:stop]`` (runs on a pool thread; zlib/isal release the GIL)."""
     out: list[_Stored] = []
     mv = memoryview(data)
-    adler = zlib.adler32
+    adler = _adler32
     pack = _le_u32.pack
     for o in range(start, stop, chunk_size):
         e = o + chunk_size if o + chunk_size <= stop else stop
