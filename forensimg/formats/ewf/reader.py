@@ -507,7 +507,16 @@ class EWFImage(Image):
                 if ok:
                     next_chunk = self._add_group(si, sec, entries, base, last_sectors, p, next_chunk, "table")
             elif t == "table2":
-                entries2, base2, ok2 = self._load_table(si, sec, last_sectors, p)
+                try:
+                    entries2, base2, ok2 = self._load_table(si, sec, last_sectors, p)
+                except FormatError as exc:
+                    if pending_table is None or not pending_table[3]:
+                        raise
+                    # the copy is unusable but the table it copies is good: report, go on
+                    p.faults.append(Fault(FaultKind.METADATA, str(exc), segment=str(path), offset=exc.offset))
+                    pending_table = None
+                    last_sectors = None
+                    continue
                 if pending_table is None:
                     if not ok2:
                         raise FormatError("'table2' footer checksum mismatch", path=path, offset=sec.offset)

@@ -450,3 +450,13 @@ def test_misnumbered_segment_is_named(made, tmp_path: Path) -> None:
     with pytest.raises(MissingSegmentError) as ei:
         forensimg.open(files[0])
     assert ei.value.path == str(files[1]) and "segment 7" in str(ei.value)
+
+
+def test_table2_header_damage_is_reported_not_fatal(made, media: bytes, tmp_path: Path) -> None:
+    files = _copy(made["single"], tmp_path)
+    t2 = next(s for s in _sections(files[0]) if s.type == "table2")
+    _flip(files[0], t2.data_offset + 2)  # table2 header checksum fails; table is good
+    with forensimg.open(files[0]) as img:
+        assert img.read() == media
+        (fault,) = img.check_structure()
+        assert "table2" in fault.detail and fault.offset == t2.data_offset
