@@ -273,17 +273,17 @@ class VerifyReport:
             )
         if status == "verified":
             groups: dict[tuple[str, ...], list[str]] = {}
-            for src, words in _SOURCE_WORDS.items():
+            for src, phrase in _SOURCE_WORDS.items():
                 algs = tuple(
                     _LABELS.get(h.algorithm, h.algorithm)
                     for h in self.matched
                     if any(r.source == src for r in h.expected_sources)
                 )
                 if algs:
-                    groups.setdefault(algs, []).append(words)
+                    groups.setdefault(algs, []).append(phrase)
             said = [
-                f"{', '.join(algs)} match{'es' if len(algs) == 1 else ''} {' and '.join(words)}"
-                for algs, words in groups.items()
+                f"{', '.join(algs)} match{'es' if len(algs) == 1 else ''} {' and '.join(phrases)}"
+                for algs, phrases in groups.items()
             ]
             return f"VERIFIED: {', '.join(said)}; {nf} faults{unread}"
         return (
