@@ -27,13 +27,29 @@ from forensimg.errors import MountError
 from forensimg.registry import open as open_image
 
 
+def _is_mounted(path: str | Path) -> bool:
+    """Whether ``path`` is a mount point, also when its FUSE server died (stat fails with ENOTCONN)."""
+    target = os.path.abspath(path)
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                field = line.split(" ")[4]
+                # mountinfo escapes space, tab, newline and backslash as octal (\040 ...)
+                mp = field.encode("latin-1", "replace").decode("unicode_escape", "replace")
+                if mp == target:
+                    return True
+        return False
+    except (OSError, IndexError):
+        return os.path.ismount(target)
+
+
 def _check_mountpoint(mountpoint: str) -> Path:
     mp = Path(mountpoint).absolute()
     if not mp.exists():
         raise MountError(f"mount point '{mp}' does not exist", path=mp)
     if not mp.is_dir():
         raise MountError(f"mount point '{mp}' is not a folder", path=mp)
-    if os.path.ismount(mp):
+    if _is_mounted(mp):
         raise MountError(f"'{mp}' is already a mount point", path=mp)
     return mp
 
@@ -152,8 +168,11 @@ def mount_cli(
             "zero_fill": zero_fill,
             "files": [f.to_dict() for f in files],
         }
-        record_custody(ctx, segs[0] if segs else image, "mount", inputs=segs,
-                       result={"mountpoint": str(mp), "zero_fill": zero_fill})  # fmt: skip
+
+        def record() -> None:
+            record_custody(ctx, segs[0] if segs else image, "mount", inputs=segs,
+                           result={"mountpoint": str(mp), "zero_fill": zero_fill})  # fmt: skip
+
         log_path = os.path.abspath(log_file) if log_file else None
 
         def announce(pid: int) -> None:
@@ -168,11 +187,13 @@ def mount_cli(
 
         if foreground:
             _log_to(log_path or sys.stderr)
+            record()
             serve(lambda: announce(os.getpid()))
             return 0
         sys.stdout.flush()
         sys.stderr.flush()
         pid = _daemonize_and_serve(serve, log_path)
+        record()  # only once the mount is live
         announce(pid)
         return 0
     finally:
@@ -186,7 +207,7 @@ def mount_cli(
 def umount_cli(mountpoint: str, lazy: bool, as_json: bool) -> int:
     """Unmount a forensimg mount (fusermount3 -u, falling back to umount)."""
     mp = str(Path(mountpoint).absolute())
-    if not os.path.ismount(mp):
+    if not _is_mounted(mp):
         raise MountError(f"'{mp}' is not a mount point", path=mp)
     tried = []
     fm = shutil.which("fusermount3") or shutil.which("fusermount")
@@ -197,7 +218,7 @@ def umount_cli(mountpoint: str, lazy: bool, as_json: bool) -> int:
         cmds.append(["umount", *(["-l"] if lazy else []), mp])
     for cmd in cmds:
         p = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if p.returncode == 0 and not os.path.ismount(mp):
+        if p.returncode == 0 and not _is_mounted(mp):
             if as_json:
                 emit_json({"mountpoint": mp, "unmounted": True, "command": cmd})
             else:

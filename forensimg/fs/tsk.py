@@ -755,7 +755,15 @@ class FileSystem:
             if d.inode in seen:
                 continue
             seen.add(d.inode)
-            entries = [e for e in self._list_inode(d.inode, d.path) if not e.is_virtual and (deleted or not e.deleted)]
+            try:
+                listed = self._list_inode(d.inode, d.path)
+            except FormatError as exc:
+                if isinstance(exc, ChecksumError) or not d.deleted:
+                    raise
+                # a deleted folder whose metadata was reused: nothing recoverable to descend into
+                log.debug("skipping unreadable deleted folder %s: %s", d.path, exc)
+                listed = []
+            entries = [e for e in listed if not e.is_virtual and (deleted or not e.deleted)]
             dirs = [e for e in entries if e.is_dir]
             files = [e for e in entries if not e.is_dir]
             yield d.path, dirs, files

@@ -348,3 +348,28 @@ def test_cat_json_and_extract_custody_event(disk_raw, tmp_path, capsys):
     event = json.loads(log.read_text().splitlines()[-1])
     assert event["action"] == "export" and event["result"]["files"] == 1
     assert event["outputs"][0]["path"].endswith("x.sha256")
+
+
+def test_deleted_folder_listing_matches_fls_and_extracts(tmp_path):
+    """A FAT folder removed with mdeltree: fls -r lists it and what is inside; so do ls and extract -d."""
+    if not (have("mkfs.fat") and have("mcopy") and have("mdeltree")):
+        pytest.skip("dosfstools / mtools missing")
+    img = tmp_path / "fat.img"
+    run("mkfs.fat", "-C", "-n", "DELDIR", "-i", "5EED0009", "--invariant", img, "1440")
+    (tmp_path / "a.txt").write_bytes(b"kept inside a deleted folder\n" * 20)
+    (tmp_path / "keep.txt").write_bytes(b"still here\n")
+    run("mmd", "-i", img, "::/OLD")
+    run("mcopy", "-i", img, tmp_path / "a.txt", "::/OLD/A.TXT")
+    run("mcopy", "-i", img, tmp_path / "keep.txt", "::/KEEP.TXT")
+    run("mdeltree", "-i", img, "::/OLD")
+    with forensimg.open(img) as image:
+        fs = image.filesystem()
+        got = [(e.type, e.deleted, e.inode, e.path) for e in fs.ls(recursive=True)]
+        assert got == fls(img)
+        assert ("d/d", True, 4, "/_LD") in got  # deleted FAT names lose their first letter
+        assert any(e[1] and e[3] == "/_LD/_.TXT" for e in got)
+        res = fs.extract("/", tmp_path / "out", deleted=True)
+    sources_ = {f.source for f in res.files}
+    assert sources_ == {"/KEEP.TXT", "/_LD/_.TXT", "/DELDIR      (Volume Label Entry)"}
+    deleted_a = next(f for f in res.files if f.source == "/_LD/_.TXT")
+    assert Path(deleted_a.dest).read_bytes() == icat(img, deleted_a.inode)
