@@ -24,6 +24,7 @@ The library never prints: progress goes to the ``on_progress`` callback.
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import threading
@@ -53,6 +54,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_BLOCK = 4 << 20
+
+_GONE = frozenset({errno.ENODEV, errno.ENXIO, errno.ENOMEDIUM})
+"""Errors that mean the device is gone (unplugged, no medium): stop instead of bisecting."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +324,8 @@ class _Reader(threading.Thread):
                 last = exc
                 self.retried += 1
         assert last is not None
+        if last.errno in _GONE:
+            raise last  # the device went away: splitting would only fail sector by sector
         log.info("read of %d bytes at media offset %d failed (%s); splitting", n, pos, last)
         size = self.source.size
         if size is not None:
@@ -340,6 +346,8 @@ class _Reader(threading.Thread):
                 if len(data) < n:  # end of the device inside the range
                     return data
             except SourceReadError as exc:
+                if exc.errno in _GONE:
+                    raise
                 errno_ = exc.errno
         if n <= self.sector:
             bad.append(UnreadableRange(pos, pos + n, errno_))
@@ -358,6 +366,35 @@ def _merge_unreadable(rs: list[UnreadableRange]) -> list[UnreadableRange]:
         else:
             out.append(r)
     return out
+
+
+def _check_args(
+    source: Source,
+    sector_size: int | None,
+    block_size: int,
+    offset: int,
+    length: int | None,
+    start: int,
+    hashes: Sequence[str] | str,
+) -> tuple[int, tuple[str, ...], int | None]:
+    ss = sector_size or source.sector_size
+    if block_size <= 0 or block_size % ss:
+        raise UsageError(f"block size {block_size} is not a multiple of the sector size {ss}")
+    if offset < 0 or (length is not None and length < 0):
+        raise UsageError("negative offset or length")
+    if source.is_stream and (start or offset):
+        raise UsageError("a stream (standard input) cannot be resumed or offset")
+    algs = normalize_algorithms(hashes)
+    end: int | None = None
+    if source.size is not None:
+        if offset > source.size:
+            raise UsageError(f"offset {offset} is past the end of the source ({source.size} bytes)")
+        end = source.size - offset if length is None else min(length, source.size - offset)
+    elif length is not None:
+        end = length
+    if end is not None and start > end:
+        raise UsageError(f"resume position {start} is past the media end {end}")
+    return ss, algs, end
 
 
 def acquire(
@@ -408,21 +445,12 @@ def acquire(
     """
     if not writers:
         raise UsageError("acquire needs at least one writer")
-    ss = sector_size or source.sector_size
-    if block_size <= 0 or block_size % ss:
-        raise UsageError(f"block size {block_size} is not a multiple of the sector size {ss}")
-    if offset < 0 or (length is not None and length < 0):
-        raise UsageError("negative offset or length")
-    if source.is_stream and (start or offset):
-        raise UsageError("a stream (standard input) cannot be resumed or offset")
-    algs = normalize_algorithms(hashes)
-    end: int | None = None
-    if source.size is not None:
-        if offset > source.size:
-            raise UsageError(f"offset {offset} is past the end of the source ({source.size} bytes)")
-        end = source.size - offset if length is None else min(length, source.size - offset)
-    elif length is not None:
-        end = length
+    try:
+        ss, algs, end = _check_args(source, sector_size, block_size, offset, length, start, hashes)
+    except UsageError:
+        for w in writers:
+            w.abort()  # nothing was written: leave no writer open
+        raise
     res = AcquisitionResult(source=source.path, offset=offset, size=0, sector_size=ss, expected_size=end,
                             resumed_from=start)
     res.targets = [TargetOutcome(w, w.path) for w in writers]
@@ -443,8 +471,6 @@ def acquire(
     try:
         # Resume: hash the prefix the writers already hold (re-read from the source, not written).
         if start:
-            if end is not None and start > end:
-                raise UsageError(f"resume position {start} is past the media end {end}")
             pre = _Reader(source, offset, 0, start, block_size, ss, retries)
             readers.append(pre)
             pre.start()
