@@ -121,3 +121,13 @@ def test_unreadable_ranges_in_fimg(tmp_path):
     rep = verify(target, use_custody=False)
     assert rep.status == "verified" and [(r.start, r.end) for r in rep.unreadable] == [(CHUNK, CHUNK + 1024)]
     assert rep.faults == () and "not corruption" in rep.verdict
+
+
+def test_misordered_segments_are_unreadable(fimg, capsys):
+    tmp = fimg[1].with_name("swap")
+    fimg[1].rename(tmp)
+    fimg[2].rename(fimg[1])
+    tmp.rename(fimg[2])
+    code, doc = cli_json(capsys, "verify", fimg[0])
+    assert code == 3 and doc["status"] == "unreadable"
+    assert doc["faults"][0]["segment"] in (str(fimg[1]), str(fimg[2])) and "segment" in doc["error"]
