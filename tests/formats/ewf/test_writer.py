@@ -452,3 +452,27 @@ def test_unreadable_ranges_after_last_chunk_get_a_closing_segment(tmp_path: Path
     assert struct.unpack_from("<4I", err, 520) == (0, 1, 2, 1)
     media = b"".join(decode(chunks_of(p, walk(p))) for p in paths)
     assert media == data
+
+
+def test_disk_full_is_a_write_error_naming_the_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC from the file system (injected at os.writev) → WriteError with file and offset; no done."""
+    import errno
+
+    real = os.writev
+    budget = [300_000]
+
+    def writev(fd: int, bufs: list[bytes]) -> int:
+        total = sum(len(b) for b in bufs)
+        if total > budget[0]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        budget[0] -= total
+        return real(fd, bufs)
+
+    monkeypatch.setattr(os, "writev", writev)
+    with pytest.raises(WriteError) as info, EWFWriter(tmp_path / "full.E01", compression="none") as w:
+        for _ in range(40):
+            w.write(os.urandom(1 << 20))
+    assert info.value.path == str(tmp_path / "full.E01")
+    assert info.value.offset is not None and "No space left" in str(info.value)
+    monkeypatch.setattr(os, "writev", real)
+    assert b"done" not in (tmp_path / "full.E01").read_bytes()[-76:]
