@@ -332,7 +332,10 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
                                           "offset": off, "length": length_n, "retries": retries,
                                           "block_size": block, **{k: v for k, v in opts.items()}})
         if resume:
-            rep.notes.append(f"resumed at media offset {start} at {started.isoformat()}")
+            rep.notes.append(f"resumed at media offset {start} at {started.isoformat()}; the prefix was re-read "
+                             "from the source for the whole-media hashes, and the finished image is re-read "
+                             "and compared with them (--verify implied), so a source that changed is detected")
+            verify = True
         rep.write(target)
         for m in mirrors:
             rep.write(m)

@@ -68,6 +68,7 @@ def test_interrupted_fimg_acquisition_resumes_to_the_same_image(sig: signal.Sign
     assert cp2.returncode == 0, cp2.stderr
     res = json.loads(cp2.stdout)
     assert 0 < res["resumed_from"] < 16 << 20
+    assert res["verification"] and res["verification"][0]["ok"]  # a resumed image is always re-read
     ref = _reference(tmp_path, src)
     assert res["hashes"] == ref["hashes"]
     assert res["targets"][0]["result"]["details"]["merkle_root"] == ref["root"]
@@ -84,3 +85,20 @@ def test_e01_and_stdin_resume_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["--no-custody", "acquire", "-", str(tmp_path / "x.fimg"), "--resume"]) == 2
     err = capsys.readouterr().err
     assert "fimg targets only" in err and "cannot be resumed" in err
+
+
+@pytest.mark.skipif(not HAVE_FIMG, reason="needs the fimg writer")
+def test_resume_from_a_changed_source_fails_verification(tmp_path: Path) -> None:
+    src = _src(tmp_path)
+    out = tmp_path / "disk.fimg"
+    cp = run_until_progress(["--no-custody", "acquire", str(src), str(out), "--block-size", "64K",
+                             "--checkpoint", "256K"], 8 << 20, signal.SIGKILL)
+    assert cp.returncode == -signal.SIGKILL
+    with open(src, "r+b") as f:  # the "source" changed between the runs, inside the committed prefix
+        f.write(b"\xff" * 512)
+    cp2 = subprocess.run([*FORENSIMG, "--no-custody", "acquire", str(src), str(out), "--resume", "--json"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert cp2.returncode == 1, cp2.stderr
+    res = json.loads(cp2.stdout)
+    assert res["resumed_from"] > 512 and not res["verification"][0]["ok"]
+    assert res["status"] == "VERIFICATION FAILED"
