@@ -190,3 +190,27 @@ def test_mutated_segment_set(tmp_path: Path, which: int, kind: str, pos: float, 
             img.check_structure()
     except Error:
         pass
+
+
+@pytest.mark.parametrize(
+    ("section", "field_off", "width", "covered", "value", "match"),
+    [
+        ("table", 0, 4, 20, 0xFFFFFFFF, "entries"),  # entry count that cannot fit: refused before allocating
+        ("volume", 16, 8, 1048, 1 << 60, "needs"),  # sector count far beyond the tables
+        ("volume", 8, 4, 1048, 1 << 30, "implausible"),  # sectors per chunk: a 512 GiB chunk
+        ("table", 8, 8, 20, 1 << 62, "beyond the end"),  # base offset outside the file
+    ],
+)
+def test_checksum_fixed_hostile_fields(
+    tmp_path: Path, section: str, field_off: int, width: int, covered: int, value: int, match: str
+) -> None:
+    buf = bytearray(SEED)
+    sec = next(s for s in SECTIONS if s[0] == section)
+    data = sec[1] + 76
+    buf[data + field_off : data + field_off + width] = value.to_bytes(width, "little")
+    struct.pack_into("<I", buf, data + covered, zlib.adler32(bytes(buf[data : data + covered])))
+    p = tmp_path / "h.E01"
+    p.write_bytes(bytes(buf))
+    with pytest.raises(Error, match=match) as ei:
+        forensimg.open(p, format="ewf")
+    assert ei.value.path == str(p)
