@@ -252,6 +252,8 @@ class ManifestCheck:
         faults: every difference (kind ``signature``): bad signature, changed segment, hash or field.
         media_hashes: the signed media hashes (a reference for verify), when the signature is valid.
         key_fingerprint: SHA-256 of the raw public key used.
+        signed_at: when the manifest was made.
+        custody_head: the custody log's last event (``seq``, ``sha256``) when the manifest was made.
     """
 
     manifest_path: Path
@@ -260,6 +262,7 @@ class ManifestCheck:
     media_hashes: Mapping[str, str] = field(default_factory=dict)
     key_fingerprint: str = ""
     signed_at: str | None = None
+    custody_head: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the ``signature`` member of the verify JSON)."""
@@ -385,4 +388,6 @@ def check_manifest(img: Image, public_key: str | os.PathLike[str] | bytes) -> Ma
                 )
             )
     media = {k: v for k, v in dict(m.get("media_hashes", {})).items() if isinstance(v, str)}
-    return ManifestCheck(mpath, True, tuple(faults), media, fp, m.get("created_at"))
+    head = m.get("custody_head")
+    head = head if isinstance(head, dict) and isinstance(head.get("seq"), int) else None
+    return ManifestCheck(mpath, True, tuple(faults), media, fp, m.get("created_at"), head)

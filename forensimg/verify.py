@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from forensimg._version import __version__
+from forensimg.custody import CustodyLog
 from forensimg.errors import Error, FormatError, MissingSegmentError, UsageError
 from forensimg.hashfiles import algorithm_for_hex, parse_hash_file, select_media_hashes
 from forensimg.hashing import DEFAULT_HASHES, MultiHasher, normalize_algorithms
@@ -468,8 +469,6 @@ def _report_hashes(first: Path) -> tuple[dict[str, str], str | None]:
 
 def _custody_hashes(log_path: Path) -> tuple[dict[str, str], str | None, tuple[Fault, ...]]:
     """Hashes of the latest acquire/convert event that records them, and the chain's faults."""
-    from forensimg.custody import CustodyLog
-
     if not log_path.exists():
         return {}, None, ()
     log = CustodyLog(log_path)
@@ -640,8 +639,8 @@ def _verify_open(
             for alg, hexd in selected.items():
                 origin = next((e.source for e in hash_entries if e.algorithm == alg and e.value == hexd), None)
                 add("hash_file", {alg: hexd}, origin)
+    log_path = Path(custody_log) if custody_log is not None else first.with_name(first.name + ".custody.jsonl")
     if use_custody:
-        log_path = Path(custody_log) if custody_log is not None else first.with_name(first.name + ".custody.jsonl")
         cust_h, cust_origin, chain_faults = _custody_hashes(log_path)
         faults.extend(chain_faults[:1])  # the first break locates it; `custody check` lists the rest
         if rng_spec is None:
@@ -656,6 +655,14 @@ def _verify_open(
         faults.extend(sig.faults)
         if sig.valid and rng_spec is None:
             add("manifest", sig.media_hashes, str(sig.manifest_path))
+        head = sig.custody_head
+        if sig.valid and use_custody and head is not None and log_path.exists():
+            # events removed from the end of the log leave a valid chain: the signed head finds them
+            faults.extend(
+                CustodyLog(log_path).check_anchor(
+                    int(head["seq"]), str(head.get("sha256")), what=f"the signed manifest '{sig.manifest_path.name}'"
+                )
+            )
 
     # the walk
     if rng_spec is None:

@@ -8,7 +8,7 @@ import pytest
 
 from forensimg.custody import CustodyEvent, CustodyLog
 from tests.helpers import canonical
-from tests.verify.common import cli, flip, md5
+from tests.verify.common import cli, cli_json, flip, md5
 
 
 @pytest.fixture
@@ -99,6 +99,12 @@ def test_removed_tail_found_against_signed_manifest_head(image, tmp_path, capsys
     assert CustodyLog(_log(image)).check_chain() == ()
     code, out, _ = cli(capsys, "custody", "check", image)
     assert code == 1 and "records event 4, but the log holds 3 events" in out
+    code, doc = cli_json(capsys, "verify", image, "--public-key", tmp_path / "k.pub")
+    assert (
+        code == 1
+        and doc["faults"][0]["kind"] == "chain_broken"
+        and "events were removed" in doc["verdict"] + doc["faults"][0]["detail"]
+    )
 
 
 def test_check_without_log_is_exit_3(tmp_path, capsys):
