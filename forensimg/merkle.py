@@ -40,7 +40,7 @@ __all__ = [
     "verify_path",
 ]
 
-DEFAULT_CHUNK_SIZE = 65536
+DEFAULT_CHUNK_SIZE = 32768
 """The chunk size used for a Merkle root when none is given (fimg's default chunk size)."""
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -97,9 +97,16 @@ class MerkleBuilder:
 
 def merkle_root(digests: Iterable[bytes]) -> bytes:
     """Root of the tree whose leaves are ``digests`` (32-byte chunk SHA-256s), in order."""
-    b = MerkleBuilder()
-    b.extend(digests)
-    return b.root()
+    sha = _sha256
+    level = [sha(b"\x00" + d).digest() for d in digests]
+    if not level:
+        return EMPTY_ROOT
+    while len(level) > 1:
+        nxt = [sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])  # an odd last node is carried up unchanged
+        level = nxt
+    return level[0]
 
 
 def tree_levels(digests: Sequence[bytes]) -> list[list[bytes]]:
@@ -107,10 +114,11 @@ def tree_levels(digests: Sequence[bytes]) -> list[list[bytes]]:
 
     An odd last node of a level is carried up unchanged (equivalent to the RFC 6962 split).
     """
-    level = [leaf_hash(d) for d in digests]
+    sha = _sha256
+    level = [sha(b"\x00" + d).digest() for d in digests]
     levels = [level]
     while len(level) > 1:
-        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        nxt = [sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])
         levels.append(nxt)

@@ -166,7 +166,7 @@ def _fimg(tmp: Path, data: bytes, name: str = "disk.fimg", abort_at: int | None 
         return [w.close().paths[-1]], data  # open through the last segment
     w.write(data[:abort_at])
     w.abort()  # unfinished: only the checkpointed whole chunks are committed
-    cs = int(opts.get("chunk_size", 65536))  # type: ignore[call-overload]
+    cs = int(opts["chunk_size"])  # type: ignore[call-overload]
     return [tmp / name], data[: abort_at // cs * cs]
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
+import zlib
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,9 @@ from forensimg.image import Range
 from forensimg.streams import SegmentSet
 
 __all__ = ["Checkpoint", "Walk", "walk_records"]
+
+_CRC = struct.Struct("<I")
+_CHUNK_FIELDS = struct.Struct("<QQI")  # number, stored length, decoded length at record offset 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +112,22 @@ def walk_records(segs: SegmentSet, chunk_size: int, *, stop_at: list[int] | None
         end_of = stop_at[si] if stop_at is not None else segs.sizes[si]
         off = HEADER_SIZE
         while off + RECORD_SIZE <= end_of:
-            rh = parse_record(segs.pread(si, off, RECORD_SIZE))
+            raw = segs.pread(si, off, RECORD_SIZE)
+            if len(raw) == RECORD_SIZE and raw[:4] == T_CHUNK and zlib.crc32(raw[:60]) == _CRC.unpack_from(raw, 60)[0]:
+                # the common case, without building a RecordHeader: number, stored and decoded length, digest
+                number, stored, decoded = _CHUNK_FIELDS.unpack_from(raw, 8)
+                body_end = off + RECORD_SIZE + stored
+                if body_end > end_of:
+                    w.stop = (si, off, "record extends past the end of the file")
+                    break
+                if number != len(w.locations) or stored > chunk_size or decoded > chunk_size:
+                    w.stop = (si, off, f"chunk record {number} out of sequence or oversized")
+                    break
+                w.locations.append(location(si + 1, off))
+                w.digests += raw[28:60]
+                off = body_end
+                continue
+            rh = parse_record(raw)
             if rh is None:
                 w.stop = (si, off, "no valid record header")
                 break

@@ -96,10 +96,10 @@ class FimgWriter(ImageWriter):
 
     Args:
         path: first segment (``disk.fimg``); further segments are ``disk.f002``, ``disk.f003`` ...
-        chunk_size: bytes per chunk, a power of two from 4 KiB to 16 MiB (default 64 KiB).
-        compression: ``zstd`` (default), ``zlib`` or ``none``. A chunk is stored compressed only when
-            that makes it smaller; an all-zero chunk is stored as a flag.
-        compression_level: zstd level (default 1) or zlib level (ISA-L 0..3 / zlib 1..9; default 1).
+        chunk_size: bytes per chunk, a power of two from 4 KiB to 16 MiB (default 32 KiB).
+        compression: ``zlib`` (default; ISA-L where installed), ``zstd`` or ``none``. A chunk is stored
+            compressed only when that makes it smaller; an all-zero chunk is stored as a flag.
+        compression_level: zlib level (ISA-L 0..3 / zlib 1..9; default 1) or zstd level (default 1).
         segment_size: maximum bytes per segment file (chunk records never straddle files); ``None``: one file.
         checkpoint_interval: chunks between checkpoints (default 1024).
         workers: threads that hash and compress (default: the CPU count).
@@ -120,7 +120,7 @@ class FimgWriter(ImageWriter):
         path: str | os.PathLike[str],
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
-        compression: str = "zstd",
+        compression: str = "zlib",
         compression_level: int | None = None,
         segment_size: int | None = None,
         checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
@@ -715,7 +715,7 @@ def resume_writer(path: str | os.PathLike[str], **options: Any) -> FimgWriter:
         st.end = cut
         opts = {k: v for k, v in options.items() if k not in ("chunk_size", "sector_size", "hashes", "segment_size",
                                                                 "overwrite", "case", "source", "acquired_at")}
-        opts.setdefault("compression", meta.get("compression", "zstd"))
+        opts.setdefault("compression", meta.get("compression", "zlib"))
         if isinstance(meta.get("checkpoint_interval"), int) and meta["checkpoint_interval"] > 0:
             opts.setdefault("checkpoint_interval", meta["checkpoint_interval"])
         if "compression_level" not in opts and opts["compression"] == meta.get("compression"):

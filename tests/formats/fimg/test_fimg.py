@@ -70,7 +70,7 @@ def test_round_trip_metadata_and_storage_rules(tmp_path):
         assert i.stored_hashes == res.hashes and i.complete
         assert i.acquired_at is not None and i.acquired_at.tzinfo is not None
         assert i.details["merkle_root"] == res.details["merkle_root"]
-        assert i.details["chunk_count"] == 4 and i.details["compression"] == "zstd"
+        assert i.details["chunk_count"] == 4 and i.details["compression"] == "zlib"
         assert i.details["custody_event"] == {"action": "acquire"}
         heads = []
         for _, seg, off in _records(img):
@@ -319,7 +319,10 @@ def test_merkle_cli(tmp_path, capsys):
     assert out["merkle"] == {"root": root, "chunk_size": 65536, "stored": root, "match": True}
     assert main(["hash", "--merkle", str(tmp_path / "c.raw")]) == 0
     text = capsys.readouterr().out
-    assert res.details["merkle_root"] in text and "65536" in text
+    assert res.details["merkle_root"] not in text and "chunk size 32768" in text  # the default chunk size
+    assert main(["hash", "--merkle", "--chunk-size", "65536", str(tmp_path / "c.raw")]) == 0
+    text = capsys.readouterr().out
+    assert res.details["merkle_root"] in text and "chunk size 65536" in text
 
 
 # -- fuzzing: hostile bytes never crash, hang or exhaust memory -------------------------------------------
