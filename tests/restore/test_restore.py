@@ -360,3 +360,54 @@ def test_corrupt_e01_chunk_stops_then_zero_fill(tmp_path, capsys):
         zf = ident["media_if_bad_chunk_zero_filled"]
         assert hashlib.sha256(read_device(dev, 0, size)).hexdigest() == zf["sha256"]
         assert d["faults"][0]["media"]["start"] == start
+
+
+# -- the terminal: typed confirmation and progress bar ---------------------------------------------------
+
+
+def _run_on_terminal(args: list[str], typed: bytes) -> tuple[int, str]:
+    """Run the CLI with stdin and stderr on a pseudo-terminal, type ``typed``, return (rc, screen)."""
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "forensimg", "--no-custody", "restore", *args], stdin=slave,
+                                stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        chunks: list[bytes] = []
+        sent = False
+        while True:
+            r, _, _ = select.select([master], [], [], 30)
+            if not r:
+                break
+            try:
+                b = os.read(master, 4096)
+            except OSError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+            if not sent and b"confirm" in b"".join(chunks):
+                os.write(master, typed)
+                sent = True
+        proc.wait(timeout=30)
+    finally:
+        os.close(master)
+    return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_terminal_confirmation_and_progress_bar(tmp_path):
+    image, data = _raw_with_sidecar(tmp_path)
+    dest = tmp_path / "clone.dd"
+    dest.write_bytes(make_pattern(len(data)))
+    rc, screen = _run_on_terminal([str(image), str(dest), "--report", str(tmp_path / "r1.txt")], b"/dev/other\n")
+    assert rc == 5 and "Type the destination again" in screen
+    assert dest.read_bytes() == make_pattern(len(data))
+    rc, screen = _run_on_terminal([str(image), str(dest), "--report", str(tmp_path / "r2.txt")],
+                                  str(dest).encode() + b"\n")
+    assert rc == 0, screen
+    assert "writing" in screen and "100%" in screen
+    assert dest.read_bytes() == data
