@@ -647,6 +647,7 @@ def resume_writer(path: str | os.PathLike[str], **options: Any) -> FimgWriter:
     from forensimg.formats.fimg.reader import parse_headers, read_chunk_at, read_footer
     from forensimg.formats.fimg.recover import walk_records
 
+    options = {k: v for k, v in options.items() if v is not None}  # "not given"
     unknown = set(options) - _RESUME_OPTIONS
     if unknown:
         raise UsageError(f"unknown option(s) for resuming a fimg image: {', '.join(sorted(unknown))}")
