@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from forensimg.errors import UsageError, WriteError
 from forensimg.formats.ewf.writer import EWFWriter
@@ -476,3 +478,41 @@ def test_disk_full_is_a_write_error_naming_the_segment(tmp_path: Path, monkeypat
     assert info.value.offset is not None and "No space left" in str(info.value)
     monkeypatch.setattr(os, "writev", real)
     assert b"done" not in (tmp_path / "full.E01").read_bytes()[-76:]
+
+
+_BASE = None
+
+
+def _base_media() -> bytes:
+    global _BASE
+    if _BASE is None:
+        _BASE = mixed(300_000, seed=21)
+    return _BASE
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    size=st.integers(min_value=0, max_value=300_000),
+    cuts=st.lists(st.integers(min_value=1, max_value=70_000), max_size=12),
+    spc=st.sampled_from([16, 64]),
+    compression=st.sampled_from(["none", "fast"]),
+)
+def test_any_write_split_gives_the_same_media(
+    tmp_path: Path, size: int, cuts: list[int], spc: int, compression: str
+) -> None:
+    """However the media is cut into write() calls, the stored chunks decode to the padded media."""
+    data = _base_media()[:size]
+    folder = tmp_path / f"h{abs(hash((size, tuple(cuts), spc, compression)))}"
+    folder.mkdir()
+    w = EWFWriter(folder / "p.E01", sectors_per_chunk=spc, compression=compression, threads=2)
+    pos = 0
+    for c in cuts:
+        w.write(data[pos : pos + c])
+        pos += c
+    w.write(data[pos:])
+    r = w.close()
+    padded = data + bytes(-len(data) % 512)
+    assert r.size == len(padded)
+    assert decode(chunks_of(r.paths[0], walk(r.paths[0]))) == padded
+    vol = volume_fields(walk(r.paths[0])[3].data)
+    assert vol["sectors"] == len(padded) // 512 and vol["chunks"] == -(-len(padded) // (spc * 512))
