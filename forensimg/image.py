@@ -401,6 +401,18 @@ class Image(io.RawIOBase):
         """Media ranges recorded as unreadable at acquisition."""
         return self._info.unreadable
 
+    def set_cache_chunks(self, chunks: int) -> None:
+        """Set how many decoded chunks the LRU cache keeps (at least one)."""
+        with self._lock:
+            self._cache_max = max(1, chunks)
+            while len(self._cache) > self._cache_max:
+                self._cache.popitem(last=False)
+
+    @property
+    def cache_chunks(self) -> int:
+        """How many decoded chunks the LRU cache keeps."""
+        return self._cache_max
+
     def chunk_range(self, index: int) -> Range:
         """Media byte range covered by chunk ``index``."""
         if not 0 <= index < self._chunk_count:

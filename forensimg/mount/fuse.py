@@ -299,9 +299,8 @@ def set_cache_budget(image: Image, megabytes: int) -> int:
     opened image (32 chunks) is sized for sequential reading. Returns the number of chunks kept.
     """
     chunks = max(32, (megabytes << 20) // max(1, image.chunk_size))
-    # The base class has no public setter for the LRU size yet; ``_cache_max`` is the one knob it reads
-    # (forensimg/image.py). Only raised here, never lowered.
-    image._cache_max = max(image._cache_max, chunks)
+    # only raised here, never lowered
+    image.set_cache_chunks(max(image.cache_chunks, chunks))
     return chunks
 
 
