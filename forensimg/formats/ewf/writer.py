@@ -189,6 +189,7 @@ class EWFWriter(ImageWriter):
         compression: ``"none"``, ``"fast"`` (deflate level 1, ISA-L when available) or ``"best"``
             (zlib level 9). All-zero chunks are compressed in every mode.
         sectors_per_chunk: 16 … 32768, a power of two (default 64: 32 KiB chunks with 512-byte sectors).
+        chunk_size: the same in bytes (a multiple of the sector size), as other formats take it.
         media_type: ``fixed``, ``removable``, ``optical`` or ``memory``; default the source's, else fixed.
         threads: compression threads (default: the number of CPUs, at most 8).
         software: acquisition software recorded in the headers (``av``, ≤ 11 characters).
@@ -210,7 +211,8 @@ class EWFWriter(ImageWriter):
         *,
         segment_size: int | None = None,
         compression: str = "fast",
-        sectors_per_chunk: int = 64,
+        sectors_per_chunk: int | None = None,
+        chunk_size: int | None = None,
         media_type: str | None = None,
         threads: int | None = None,
         software: str | None = None,
@@ -219,8 +221,19 @@ class EWFWriter(ImageWriter):
         **kwargs: Any,
     ) -> None:
         super().__init__(path, **kwargs)
+        self._fd: int | None = None
+        self._pool: ThreadPoolExecutor | None = None
         try:
-            self._setup(segment_size, compression, sectors_per_chunk, media_type, threads, software, os_name, fsync)
+            if chunk_size is not None:
+                # the registry-wide option, in bytes; EWF stores chunks as a sector count
+                if chunk_size <= 0 or chunk_size % self.sector_size:
+                    raise UsageError(f"chunk size {chunk_size} is not a multiple of the sector size {self.sector_size}")
+                spc = chunk_size // self.sector_size
+                if sectors_per_chunk is not None and sectors_per_chunk != spc:
+                    raise UsageError(f"chunk size {chunk_size} contradicts sectors_per_chunk={sectors_per_chunk}")
+                sectors_per_chunk = spc
+            spc_value = 64 if sectors_per_chunk is None else sectors_per_chunk
+            self._setup(segment_size, compression, spc_value, media_type, threads, software, os_name, fsync)
             self._open_segment()
         except BaseException:
             if self._hasher is not None:
@@ -239,8 +252,6 @@ class EWFWriter(ImageWriter):
         os_name: str | None,
         fsync: bool,
     ) -> None:
-        self._fd: int | None = None
-        self._pool: ThreadPoolExecutor | None = None
         self._paths: list[Path] = []
         compression = (compression or "none").lower()
         if compression not in COMPRESSION_LEVELS:
@@ -295,8 +306,8 @@ class EWFWriter(ImageWriter):
             )
         n = threads if threads is not None else min(os.cpu_count() or 1, 8)
         self.threads = max(1, int(n))
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="forensimg-ewf")
         self._inflight: deque[Future[list[_Stored]]] = deque()
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="forensimg-ewf")
         self._max_inflight = max(8, 4 * self.threads)  # batches of 1 MiB: bounds memory, rides out slow writes
         self._pending = bytearray()
         # output state
@@ -699,7 +710,7 @@ class EWFWriter(ImageWriter):
 
     def _release(self) -> None:
         self._shutdown_pool()
-        fd, self._fd = getattr(self, "_fd", None), None
+        fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
 

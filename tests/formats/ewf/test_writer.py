@@ -389,6 +389,8 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
         {"segment_size": 4096},
         {"sector_size": 256},
         {"sector_size": 65536, "sectors_per_chunk": 32768},
+        {"chunk_size": 1000},
+        {"chunk_size": 65536, "sectors_per_chunk": 64},
     ],
 )
 def test_bad_options(tmp_path: Path, opts: dict[str, object]) -> None:
@@ -516,3 +518,9 @@ def test_any_write_split_gives_the_same_media(
     assert decode(chunks_of(r.paths[0], walk(r.paths[0]))) == padded
     vol = volume_fields(walk(r.paths[0])[3].data)
     assert vol["sectors"] == len(padded) // 512 and vol["chunks"] == -(-len(padded) // (spc * 512))
+
+
+def test_chunk_size_in_bytes(tmp_path: Path) -> None:
+    r = write(tmp_path / "cs.E01", b"q" * 100_000, chunk_size=16384)
+    assert r.details["sectors_per_chunk"] == 32  # type: ignore[attr-defined]
+    assert volume_fields(walk(r.paths[0])[3].data)["spc"] == 32  # type: ignore[attr-defined]
