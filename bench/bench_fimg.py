@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -160,11 +161,21 @@ def fimg_reads(work: Path, offsets: list[int]) -> dict[str, Any]:
     return {"seconds": dt, "reads": len(offsets), "digest": digest.hexdigest()}
 
 
+def _cpu() -> float:
+    """CPU seconds used so far by this process (all threads) and its finished children."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def rounds(methods: dict[str, Callable[[], dict[str, Any]]], repeat: int) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {k: [] for k in methods}
     for _ in range(repeat):
         for name, fn in methods.items():
-            out[name].append(fn())
+            c = _cpu()
+            r = fn()
+            r["cpu_s"] = _cpu() - c  # includes a few ms of set-up; robust to other load on the machine
+            out[name].append(r)
     return out
 
 
@@ -174,16 +185,20 @@ def summarise(res: dict[str, list[dict[str, Any]]], base: str, units: float, uni
     for name, runs in res.items():
         secs = [r["seconds"] for r in runs]
         best = min(secs)
+        cpu = min(r["cpu_s"] for r in runs)
         rows.append({"method": name, "best_s": round(best, 3), "median_s": round(statistics.median(secs), 3),
-                     unit: round(units / best, 1), "ratio": round(b / best, 2)})
+                     unit: round(units / best, 1), "ratio": round(b / best, 2), "cpu_s": round(cpu, 2),
+                     "cpu_ratio": round(min(r["cpu_s"] for r in res[base]) / cpu, 2)})
     return rows
 
 
 def table(title: str, rows: list[dict[str, Any]], unit: str) -> str:
-    lines = [f"### {title}", "", f"| method | best s | median s | {unit} (best) | vs first |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [f"### {title}", "",
+             f"| method | best s | median s | {unit} (best) | vs first | CPU s (least) | CPU vs first |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['best_s']:.3f} | {r['median_s']:.3f} | {r[unit]:,} | {r['ratio']:.2f}x |")
+        lines.append(f"| {r['method']} | {r['best_s']:.3f} | {r['median_s']:.3f} | {r[unit]:,} | {r['ratio']:.2f}x "
+                     f"| {r['cpu_s']:.2f} | {r['cpu_ratio']:.2f}x |")
     return "\n".join(lines)
 
 

@@ -50,6 +50,7 @@ from forensimg.streams import SegmentSet, check_input_file
 __all__ = ["FimgImage", "open_image", "parse_headers", "read_chunk_at", "read_footer"]
 
 _BIG = sys.byteorder == "big"
+_LOC_MASK = (1 << 48) - 1
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 
 
@@ -140,9 +141,13 @@ def read_footer(segs: SegmentSet, h0: SegmentHeader) -> Footer | None:
 
 
 def read_chunk_at(
-    segs: SegmentSet, loc: int, index: int, length: int, chunk_size: int, leaf: bytes | None = None
+    segs: SegmentSet, loc: int, index: int, length: int, chunk_size: int, leaf: bytes | None = None,
+    span: int | None = None,
 ) -> tuple[bytes, bytes]:
     """Read, check and decode chunk ``index`` stored at location ``loc``. Returns ``(data, digest)``.
+
+    ``span`` bounds the bytes read (default: a header and ``length`` bytes of data); a record whose data
+    does not fit in it fails as a short read, so it must be at least the record's size.
 
     Raises:
         ChecksumError: the record is damaged or its data fails its SHA-256 (names chunk, media range,
@@ -158,7 +163,7 @@ def read_chunk_at(
             kind=FaultKind.METADATA, path=p, offset=off, chunk=index, media_start=media_start,
             media_end=media_start + length,
         )
-    buf = segs.pread(seg - 1, off, RECORD_SIZE + length)
+    buf = segs.pread(seg - 1, off, span if span is not None else RECORD_SIZE + length)
     return decode_chunk(buf, index, length, path=segs.paths[seg - 1], offset=off, media_start=media_start, leaf=leaf)
 
 
@@ -405,10 +410,26 @@ class FimgImage(Image):
         return self._leaves[32 * index : 32 * index + 32]
 
     def _read_chunk(self, index: int) -> bytes:
-        length = self.chunk_length(index)
-        data, _ = read_chunk_at(self._segs, self._locations[index], index, length, self._chunk_size,
-                                self._leaf(index))
-        return data
+        cs = self._chunk_size
+        length = min(cs, self._size - index * cs)
+        locs = self._locations
+        loc = locs[index]
+        seg, off = loc >> 48, loc & _LOC_MASK  # spec §4.4
+        segs = self._segs
+        if not 1 <= seg <= len(segs.paths) or off < HEADER_SIZE:
+            return read_chunk_at(segs, loc, index, length, cs, self._leaf(index))[0]  # reports the bad entry
+        # Read no further than the next chunk's record when it follows in the same segment: a zero chunk
+        # then costs 64 bytes, a compressed one its stored size.
+        span = RECORD_SIZE + length
+        if index + 1 < len(locs):
+            nxt = locs[index + 1]
+            if loc < nxt < loc + span:
+                span = nxt - loc
+        leaves = self._leaves
+        leaf = leaves[32 * index : 32 * index + 32] if leaves is not None else None
+        buf = segs.pread(seg - 1, off, span)
+        return decode_chunk(buf, index, length, path=segs.paths[seg - 1], offset=off, media_start=index * cs,
+                            leaf=leaf)[0]
 
     def _close_files(self) -> None:
         self._segs.close()
@@ -454,7 +475,7 @@ class FimgImage(Image):
             if w.locations.tolist() != self._locations.tolist()[:walked]:
                 faults.append(Fault(FaultKind.METADATA, "fimg index disagrees with the chunk records", segment=last))
         else:
-            if w.locations.tolist() != self._locations.tolist():
+            if w.locations != self._locations:
                 faults.append(Fault(FaultKind.METADATA, f"fimg index disagrees with the chunk records "
                                     f"({len(w.locations)} records, {n} entries)", segment=last))
             expect = {f.metadata_location, f.index_location, f.digests_location}
@@ -466,7 +487,7 @@ class FimgImage(Image):
             if ck is None or ck.chunk_count != n or ck.media_size != self.size:
                 faults.append(Fault(FaultKind.METADATA, "the last fimg checkpoint does not cover the whole media",
                                     segment=last))
-        if self._leaves is not None:
+        if self._leaves is not None and w.digests != self._leaves[: len(w.digests)]:
             for i in range(min(n, len(w.locations))):
                 if w.digests[32 * i : 32 * i + 32] != self._leaves[32 * i : 32 * i + 32]:
                     r = self.chunk_range(i)
