@@ -32,7 +32,7 @@ def test_round_trip_e01_fimg_e01_raw_split(tmp_path: Path, capsys: pytest.Captur
     with forensimg.open(src) as img:
         info0 = img.info
         media = img.read()
-    chain = [("a.fimg", "fimg"), ("b.E01", "ewf"), ("c.raw", "raw"), ("d.001", "split")]
+    chain = [("a.fimg", "fimg"), ("b.E01", "ewf"), ("c.raw", "raw"), ("d.001", "split"), ("e.fimg", "fimg")]
     prev = src
     for name, fmt in chain:
         out = tmp_path / name
@@ -45,7 +45,7 @@ def test_round_trip_e01_fimg_e01_raw_split(tmp_path: Path, capsys: pytest.Captur
         assert _media(out) == media
         with forensimg.open(out) as img:
             assert img.info.stored_hashes["md5"] == info0.stored_hashes["md5"]
-            if fmt in ("fimg", "ewf"):
+            if name in ("a.fimg", "b.E01"):  # raw carries no case metadata: after it, none is left
                 assert img.info.case == info0.case
                 assert img.info.acquired_at == info0.acquired_at or fmt == "ewf"
         # custody: one convert event naming the input and output with hashes
