@@ -3,7 +3,8 @@
 
 Usage::
 
-    python bench/bench_mirror.py [--size 1G] [--seed 1] [--repeat 3] [--formats raw,fimg,E01] [--json-out FILE]
+    python bench/bench_mirror.py [--size 1G] [--seed 1] [--repeat 3] [--formats raw,fimg,E01]
+                                 [--second-dir DIR] [--json-out FILE]
 
 For each format, each round times (taking turns) one target and two targets (the second with
 ``--mirror``), both from the same cached input (bench/gen_input.py; the page cache is warmed first, so
@@ -75,10 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--formats", default="raw,fimg,E01")
+    ap.add_argument("--second-dir", type=Path, default=None,
+                    help="folder for the second target (default: bench/out, the same disk as the first); "
+                    "e.g. /dev/shm to stand for a second, independent disk")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
     src = prepare_input(args.size, args.seed, gen)
     work = OUT_DIR / "mirror-work"
+    second = (args.second_dir / "forensimg-mirror-work") if args.second_dir else work / "b"
     rows: list[dict[str, Any]] = []
     try:
         for fmt in [f.strip().lower() for f in args.formats.split(",") if f.strip()]:
@@ -89,11 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for rnd in range(args.repeat):
                 for kind in ("one", "two") if rnd % 2 == 0 else ("two", "one"):
                     shutil.rmtree(work, ignore_errors=True)
+                    shutil.rmtree(second, ignore_errors=True)
                     (work / "a").mkdir(parents=True)
-                    (work / "b").mkdir()
+                    second.mkdir(parents=True)
                     subprocess.run(["sync"], check=False)
                     warm(src)
-                    targets = [work / "a" / f"img{ext}"] + ([work / "b" / f"img{ext}"] if kind == "two" else [])
+                    targets = [work / "a" / f"img{ext}"] + ([second / f"img{ext}"] if kind == "two" else [])
                     t0 = time.perf_counter()
                     d = acquire(src, targets, extra)
                     el = time.perf_counter() - t0
@@ -111,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "overhead_best": best2 / best1 - 1, "rounds": times})
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(second, ignore_errors=True)
     print()
     print("| format | one target best s | two targets best s | overhead (best) | one median s | two median s |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -120,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json_out:
         tmp = args.json_out.with_name(args.json_out.name + ".tmp")
         tmp.write_text(json.dumps({"size": args.size, "seed": args.seed, "rows": rows,
+                                   "second_dir": str(args.second_dir or OUT_DIR),
                                    "cpu_count": os.cpu_count()}, indent=2) + "\n")
         os.replace(tmp, args.json_out)
     return 0

@@ -8,9 +8,11 @@ Usage::
 1. The input (bench/gen_input.py, reused from bench/out/ when present) is converted to E01 once with
    ``ewfacquire -u -c fast`` (kept in bench/out/ for later runs).
 2. Each round, taking turns: ``ewfexport -u -q -f raw -t OUT E01`` (single-threaded decode, MD5, write;
-   no sync, no read-back) and ``forensimg --no-custody restore E01 OUT.dd --confirm OUT.dd --json``
-   (parallel decode and checks, MD5+SHA-1 while writing, fsync, page cache dropped, read-back and
-   compare). Each output file is deleted and the file systems synced before the round.
+   no sync, no read-back; also timed with a ``sync`` after it, and with a ``dd iflag=direct | md5sum``
+   read-back after that, which is the work forensimg restore does on top) and
+   ``forensimg --no-custody restore E01 OUT.dd --confirm OUT.dd --json`` (chunk checks and decode,
+   the stored hashes (MD5) while writing, fsync, page cache dropped, O_DIRECT read-back and compare).
+   Each output file is deleted and the file systems synced before the round.
 3. Both outputs must hash to the same media (checked once); the best and median wall times are reported
    with the ratio ewfexport/forensimg (above 1: forensimg is faster).
 """
@@ -120,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(exist_ok=True)
     ewf_stem = work / "ewfexport-out"
     fimg_out = work / "forensimg-out.dd"
-    times: dict[str, list[float]] = {"ewfexport": [], "forensimg": []}
+    times: dict[str, list[float]] = {"ewfexport": [], "ewfexport + sync": [],
+                                     "ewfexport + sync + O_DIRECT md5 read-back": [], "forensimg": []}
     checked = False
     result: dict[str, Any] = {}
     try:
@@ -133,10 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 if name == "ewfexport":
                     out = run_ewfexport(e01, ewf_stem)
+                    el = time.perf_counter() - t0
+                    # what forensimg restore does on top: make it durable, read it back from the disk
+                    subprocess.run(["sync"], check=True)
+                    times["ewfexport + sync"].append(time.perf_counter() - t0)
+                    subprocess.run(f"dd if={out} iflag=direct bs=4M status=none | md5sum", shell=True,
+                                   check=True, stdout=subprocess.DEVNULL)
+                    times["ewfexport + sync + O_DIRECT md5 read-back"].append(time.perf_counter() - t0)
                 else:
                     result = run_forensimg(e01, fimg_out)
                     out = fimg_out
-                el = time.perf_counter() - t0
+                    el = time.perf_counter() - t0
                 times[name].append(el)
                 print(f"round {rnd + 1} {name:<10} {el:7.3f} s  {args.size / el / 1e6:7.1f} MB/s", flush=True)
                 if not checked and name == "forensimg":
