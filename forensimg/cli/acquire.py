@@ -348,6 +348,8 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         try:
             res = acquire(src, [writer, *mirror_writers], offset=off, length=length_n, sector_size=ss,
                           block_size=block, hashes=algs, retries=retries, start=start, on_progress=printer, stop=stop)
+            _restore_signals(old_handlers)  # from here on Ctrl-C interrupts at once (verify: exit 130)
+            old_handlers = {}
             if verify and res.complete:
                 verify_targets(res, on_progress=printer)
         except BaseException as exc:
@@ -381,6 +383,9 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
                 pass  # e.g. the target disk is full: the report written at the start stays
             assert err is not None
             raise err
+        if err is not None:  # the acquisition finished; what followed (--verify) was stopped or failed
+            rep.notes.append("verification not completed: "
+                             + ("interrupted (Ctrl-C)" if isinstance(err, KeyboardInterrupt) else str(err)))
         # every copy's segment files are hashed at once (hashlib releases the GIL): a mirror costs no
         # extra wall time here on a machine with a core per copy
         finished = [(str(t.path), list(t.result.paths)) for t in res.targets if t.result is not None]
