@@ -890,9 +890,15 @@ def _restore(
                 f"{', '.join(where)}",
                 path=dest,
             )
+    existed = os.path.lexists(dest)
     fd, facts = _open_destination(dest)
     try:
-        _check_safeguards(img, dest, facts, custody_logs, checks)
+        try:
+            _check_safeguards(img, dest, facts, custody_logs, checks)
+        except WriteBlockError:
+            if not existed and facts.kind == "file":
+                os.unlink(dest)  # refused: leave no empty file behind
+            raise
         warnings: list[str] = []
         lss = facts.logical_sector_size
         if lss and lss != info.sector_size:

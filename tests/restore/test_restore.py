@@ -411,3 +411,18 @@ def test_terminal_confirmation_and_progress_bar(tmp_path):
     assert rc == 0, screen
     assert "writing" in screen and "100%" in screen
     assert dest.read_bytes() == data
+
+
+def test_refuses_a_file_on_a_full_file_system_and_leaves_nothing(tmp_path, capsys, loop_factory):
+    image, _data = _raw_with_sidecar(tmp_path)
+    backing = tmp_path / "small.img"
+    backing.write_bytes(bytes(4 << 20))
+    dev = loop_factory(backing)
+    run("mkfs.ext4", "-q", "-F", "-m", "0", dev)
+    mnt = loop_factory.mount(dev, tmp_path / "small")
+    free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+    (mnt / "filler").write_bytes(bytes(max(0, free - (512 << 10))))
+    dest = mnt / "clone.dd"
+    rc = main(["--no-custody", "restore", str(image), str(dest), "--confirm", str(dest)])
+    assert rc == 5 and "has room for" in capsys.readouterr().err
+    assert not dest.exists()

@@ -1,0 +1,3 @@
+"""Fixtures of tests/restore: loop devices (from the reusable tests.fixtures)."""
+
+from tests.fixtures.loopdev import loop_factory  # noqa: F401
