@@ -276,6 +276,7 @@ class _Reader(threading.Thread):
         self.q: queue.Queue[tuple[int, bytes, list[UnreadableRange]] | BaseException | None] = queue.Queue(depth)
         self.stop = threading.Event()
         self.retried = 0
+        self.rescuing = False  # True while a failed block is being split into sectors
 
     def _put(self, item: tuple[int, bytes, list[UnreadableRange]] | BaseException | None) -> None:
         while not self.stop.is_set():
@@ -331,7 +332,11 @@ class _Reader(threading.Thread):
         if size is not None:
             n = min(n, size - self.base - pos)
         bad: list[UnreadableRange] = []
-        data = self._bisect(pos, n, bad, last.errno)
+        self.rescuing = True
+        try:
+            data = self._bisect(pos, n, bad, last.errno)
+        finally:
+            self.rescuing = False
         return data, _merge_unreadable(bad)
 
     def _bisect(self, pos: int, n: int, bad: list[UnreadableRange], errno_: int | None) -> bytes:
@@ -477,7 +482,10 @@ def acquire(
             while True:
                 if stop is not None and stop.is_set():
                     raise KeyboardInterrupt
-                item = pre.q.get()
+                try:
+                    item = pre.q.get(timeout=0.5)
+                except queue.Empty:
+                    continue
                 if item is None:
                     break
                 if isinstance(item, BaseException):
@@ -497,7 +505,12 @@ def acquire(
         while True:
             if stop is not None and stop.is_set():
                 raise KeyboardInterrupt
-            item = rd.q.get()
+            try:
+                item = rd.q.get(timeout=0.5)
+            except queue.Empty:
+                # a slow read or a block being split into sectors: keep the progress (and Ctrl-C) alive
+                report(done, "rescue" if rd.rescuing else "acquire", start)
+                continue
             if item is None:
                 break
             if isinstance(item, BaseException):
