@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import sys
 import threading
 import uuid as uuidlib
@@ -51,6 +52,7 @@ __all__ = ["FimgImage", "open_image", "parse_headers", "read_chunk_at", "read_fo
 
 _BIG = sys.byteorder == "big"
 _LOC_MASK = (1 << 48) - 1
+_STORED = struct.Struct("<Q")  # record header offset 16: stored length
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 
 
@@ -264,6 +266,8 @@ class FimgImage(Image):
         self._leaves: bytes | None = None
         self._footer = read_footer(segs, h0)
         self._walk: Walk | None = None
+        self._locations: array[int] = array("Q")
+        self._stored: array[int] = array("I")
         self._tree: list[list[bytes]] | None = None
         self._tree_lock = threading.Lock()
         meta: dict[str, Any] | None = None
@@ -350,6 +354,7 @@ class FimgImage(Image):
             unreadable = ck.unreadable if ck else ()
             stored = {}
         self._count_check = count
+        self._stored = array("I", bytes(4 * count))  # stored length + 1 of records already checked
         meta = meta or {}
         acq = meta.get("acquisition") if isinstance(meta.get("acquisition"), dict) else {}
         assert isinstance(acq, dict)
@@ -399,7 +404,10 @@ class FimgImage(Image):
             stop = list(self._segs.sizes)
             if self._footer is not None:
                 stop[-1] -= FOOTER_SIZE
-            self._walk = walk_records(self._segs, self._headers[0].chunk_size, stop_at=stop)
+            known = None
+            if self._leaves is not None and len(self._stored) == len(self._locations) > 0:
+                known = (self._locations, self._stored, self._leaves)
+            self._walk = walk_records(self._segs, self._headers[0].chunk_size, stop_at=stop, known=known)
         return self._walk
 
     # -- chunks -----------------------------------------------------------------------------------
@@ -428,8 +436,11 @@ class FimgImage(Image):
         leaves = self._leaves
         leaf = leaves[32 * index : 32 * index + 32] if leaves is not None else None
         buf = segs.pread(seg - 1, off, span)
-        return decode_chunk(buf, index, length, path=segs.paths[seg - 1], offset=off, media_start=index * cs,
+        data = decode_chunk(buf, index, length, path=segs.paths[seg - 1], offset=off, media_start=index * cs,
                             leaf=leaf)[0]
+        if leaves is not None:  # checked against the digest table: the record walk need not read it again
+            self._stored[index] = _STORED.unpack_from(buf, 16)[0] + 1
+        return data
 
     def _close_files(self) -> None:
         self._segs.close()

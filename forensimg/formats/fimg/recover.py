@@ -92,7 +92,10 @@ def _read_body(segs: SegmentSet, seg: int, off: int, n: int) -> bytes:
     return segs.pread(seg, off, n)
 
 
-def walk_records(segs: SegmentSet, chunk_size: int, *, stop_at: list[int] | None = None) -> Walk:
+def walk_records(
+    segs: SegmentSet, chunk_size: int, *, stop_at: list[int] | None = None,
+    known: tuple[array[int], array[int], bytes] | None = None,
+) -> Walk:
     """Walk the record headers of every segment from the start, stopping at the first invalid one.
 
     Args:
@@ -101,10 +104,15 @@ def walk_records(segs: SegmentSet, chunk_size: int, *, stop_at: list[int] | None
         stop_at: per segment, an offset where the walk of that segment ends (the footer of a finished
             image), else the file size.
 
+        known: ``(locations, stored, leaves)`` of chunk records already read and checked by this reader
+            (``stored[i]`` is the stored length + 1, 0 when not read yet): their headers are not read again.
+
     A record is valid when its header CRC-32 matches, its type is known, its body lies inside the file,
     and it continues the sequence (chunk ``i`` after chunk ``i-1``; a checkpoint whose body digest
     matches and whose counts and entries agree with the chunks walked so far).
     """
+    k_locs, k_stored, k_leaves = known if known is not None else (array("Q"), array("I"), b"")
+    k_n = min(len(k_locs), len(k_stored))
     w = Walk()
     prev_ckpt = 0
     seq = 0
@@ -112,6 +120,14 @@ def walk_records(segs: SegmentSet, chunk_size: int, *, stop_at: list[int] | None
         end_of = stop_at[si] if stop_at is not None else segs.sizes[si]
         off = HEADER_SIZE
         while off + RECORD_SIZE <= end_of:
+            i = len(w.locations)
+            if i < k_n and k_stored[i] and k_locs[i] == location(si + 1, off):
+                body_end = off + RECORD_SIZE + k_stored[i] - 1
+                if body_end <= end_of:
+                    w.locations.append(k_locs[i])
+                    w.digests += k_leaves[32 * i : 32 * i + 32]
+                    off = body_end
+                    continue
             raw = segs.pread(si, off, RECORD_SIZE)
             if len(raw) == RECORD_SIZE and raw[:4] == T_CHUNK and zlib.crc32(raw[:60]) == _CRC.unpack_from(raw, 60)[0]:
                 # the common case, without building a RecordHeader: number, stored and decoded length, digest
