@@ -976,6 +976,10 @@ def _restore(
                     if fault is not None:
                         if not zero_fill:
                             flush()
+                            try:
+                                os.fsync(fd)  # what was written before the bad chunk is on the device
+                            except OSError:
+                                pass
                             faults.append(fault)
                             result = make_result("stopped", written, {}, {}, faults, None, False, "")
                             media = fault.media or img.chunk_range(index)
