@@ -4,18 +4,23 @@
 Usage (as root, with fuse3 and ewf-tools installed)::
 
     python bench/bench_mount.py [--size 256M] [--seed 1] [--reads 20000] [--threads 1,4] [--repeat 3]
-                                [--json-out FILE]
+                                [--modes direct,buffered] [--json-out FILE]
 
 1. Input: ``bench/gen_input.py`` output (40 % zero, 30 % random, 30 % compressible), written to
    ``bench/out/mount-input-<size>-s<seed>.bin`` and reused when present.
 2. Image: ``ewfacquire -u -q -f encase6 -c fast -b 64`` of it (32 KiB chunks, one segment) to
    ``bench/out/mount-<size>-s<seed>-fast.E01``, reused when present.
-3. Mounts: ``forensimg mount`` (daemon, multithreaded libfuse3) and ``ewfmount`` (libfuse), each on a
-   fresh folder under ``bench/out``; both are unmounted at the end, also on failure.
-4. Reads: ``--reads`` reads of 4 KiB at seeded random 4 KiB-aligned offsets (the same list for both),
-   with ``O_DIRECT`` so the kernel page cache does not answer repeated pages, split over ``T`` reader
-   threads for each ``T`` in ``--threads``. The digest of the bytes read must be equal for both mounts.
-   Each round is a fresh mount, so neither side starts with a warm chunk cache.
+3. Mounts: ``forensimg mount`` (daemon; its default single-threaded FUSE loop, and
+   ``--multi-threaded``) and ``ewfmount`` (libfuse 2, one request at a time), each on a fresh folder
+   under ``bench/out``; every mount is unmounted at the end of its round, also on failure.
+4. Reads: ``--reads`` reads of 4 KiB at seeded random 4 KiB-aligned offsets (the same list for all),
+   split over ``T`` reader threads for each ``T`` in ``--threads``, in each mode of ``--modes``:
+   ``direct`` opens the media file with ``O_DIRECT`` (every read reaches the FUSE server: the kernel page
+   cache never answers), ``buffered`` without it (repeated pages, and whatever the kernel reads ahead,
+   come from the page cache, for both mounts alike). The digest of the bytes read must be equal for
+   every mount. Each round is a fresh mount, so no side starts with a warm chunk or page cache.
+5. CPU: user + system CPU time of the serving process during the reads (``/proc/PID/stat``), per read;
+   steadier than wall time on a shared machine.
 
 Best and median of ``--repeat`` rounds (the rounds take turns); reads/s and MB/s (10**6 bytes/s).
 """
@@ -125,9 +130,12 @@ def mount_ewfmount(e01: Path, mp: Path) -> Path:
     return mp / "ewf1"
 
 
-def random_reads(path: Path, offsets: list[int], threads: int) -> tuple[float, str]:
-    """Read 4 KiB at every offset with O_DIRECT over ``threads`` threads; (seconds, digest by offset)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
+def random_reads(path: Path, offsets: list[int], threads: int, direct: bool = True) -> tuple[float, str]:
+    """Read 4 KiB at every offset (O_DIRECT unless not ``direct``) over ``threads`` threads.
+
+    Returns (seconds, digest of the bytes in offset-list order).
+    """
+    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECT", 0) if direct else 0))
     results: dict[int, bytes] = {}
     parts = [offsets[i::threads] for i in range(threads)]
     errors: list[BaseException] = []
@@ -166,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reads", type=int, default=20000)
     ap.add_argument("--threads", default="1,4")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--modes", default="direct,buffered", help="direct (O_DIRECT) and/or buffered reads")
     ap.add_argument("--json-out", default=None)
     a = ap.parse_args(argv)
     if os.geteuid() != 0 or not shutil.which("ewfmount") or not shutil.which("fusermount3"):
@@ -177,22 +186,26 @@ def main(argv: list[str] | None = None) -> int:
     e01.read_bytes()  # warm the page cache for the image file itself, same for both
     mounters: dict[str, Callable[[Path, Path], Path]] = {
         "forensimg mount": mount_forensimg,
-        "forensimg mount --single-threaded": lambda e, m: mount_forensimg(e, m, "--single-threaded"),
+        "forensimg mount --multi-threaded": lambda e, m: mount_forensimg(e, m, "--multi-threaded"),
         "ewfmount": mount_ewfmount,
     }
-    rounds: dict[str, dict[int, list[float]]] = {m: {} for m in mounters}
-    digests: dict[str, set[str]] = {m: set() for m in mounters}
-    cpus: dict[str, dict[int, list[float]]] = {m: {} for m in mounters}
+    modes = [m.strip() for m in a.modes.split(",") if m.strip()]
+    if not modes or any(m not in ("direct", "buffered") for m in modes):
+        raise SystemExit("--modes takes direct and/or buffered")
     threads_list = [int(t) for t in a.threads.split(",")]
+    keys = [(mode, threads) for mode in modes for threads in threads_list]
+    rounds: dict[str, dict[tuple[str, int], list[float]]] = {m: {} for m in mounters}
+    digests: dict[str, set[str]] = {m: set() for m in mounters}
+    cpus: dict[str, dict[tuple[str, int], list[float]]] = {m: {} for m in mounters}
     for r in range(a.repeat):
-        for threads in threads_list:
+        for mode, threads in keys:
             for name, mounter in mounters.items():
                 mp = OUT / f"mnt-bench-mount-{os.getpid()}-{len(name)}"
                 mp.mkdir(exist_ok=True)
                 try:
                     media = mounter(e01, mp)
                     cpu0 = _cpu_seconds(PIDS[str(mp)])
-                    dt, digest = random_reads(media, offsets, threads)
+                    dt, digest = random_reads(media, offsets, threads, direct=mode == "direct")
                     cpu = _cpu_seconds(PIDS[str(mp)]) - cpu0
                 finally:
                     _unmount(mp)
@@ -200,41 +213,46 @@ def main(argv: list[str] | None = None) -> int:
                         mp.rmdir()
                     except OSError:
                         pass
-                rounds[name].setdefault(threads, []).append(dt)
-                cpus[name].setdefault(threads, []).append(cpu)
+                rounds[name].setdefault((mode, threads), []).append(dt)
+                cpus[name].setdefault((mode, threads), []).append(cpu)
                 digests[name].add(digest)
                 print(
-                    f"round {r + 1} threads={threads} {name}: {dt:.3f} s ({a.reads / dt:,.0f} reads/s), "
+                    f"round {r + 1} {mode} threads={threads} {name}: {dt:.3f} s ({a.reads / dt:,.0f} reads/s), "
                     f"server CPU {cpu:.2f} s ({cpu / a.reads * 1e6:.0f} µs/read)",
                     flush=True,
                 )
     same = len(set().union(*digests.values())) == 1
     print()
-    print(f"image: {e01.name} ({size:,} bytes media), {a.reads} random 4 KiB O_DIRECT reads, best/median of {a.repeat}")
-    print("| readers | mount | best s | median s | reads/s (best) | MB/s | vs ewfmount | server CPU µs/read (median) |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print(f"image: {e01.name} ({size:,} bytes media), {a.reads} random 4 KiB reads, best/median of {a.repeat}")
+    print("| reads | readers | mount | best s | median s | reads/s (best) | MB/s | vs ewfmount (best / median) "
+          "| server CPU µs/read (median) |")  # fmt: skip
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     summary: dict[str, Any] = {}
-    for threads in threads_list:
-        base = min(rounds["ewfmount"][threads])
+    for mode, threads in keys:
+        key = (mode, threads)
+        base = min(rounds["ewfmount"][key])
+        base_med = statistics.median(rounds["ewfmount"][key])
         for name in mounters:
-            ts = rounds[name][threads]
+            ts = rounds[name][key]
             best = min(ts)
             rate = a.reads / best
             ratio = base / best
-            summary.setdefault(str(threads), {})[name] = {
+            ratio_med = base_med / statistics.median(ts)
+            cpu_us = statistics.median(cpus[name][key]) / a.reads * 1e6
+            summary.setdefault(mode, {}).setdefault(str(threads), {})[name] = {
                 "best_s": best, "median_s": statistics.median(ts), "rounds_s": ts, "reads_per_s": rate, "ratio": ratio,
+                "ratio_median": ratio_med, "server_cpu_us_per_read": cpu_us,
+                "server_cpu_us_per_read_rounds": [c / a.reads * 1e6 for c in cpus[name][key]],
             }  # fmt: skip
-            cpu_us = statistics.median(cpus[name][threads]) / a.reads * 1e6
-            summary[str(threads)][name]["server_cpu_us_per_read"] = cpu_us
-            print(f"| {threads} | {name} | {best:.3f} | {statistics.median(ts):.3f} | {rate:,.0f} | "
-                  f"{rate * PAGE / 1e6:.1f} | {ratio:.2f}× | {cpu_us:.0f} |")  # fmt: skip
+            print(f"| {mode} | {threads} | {name} | {best:.3f} | {statistics.median(ts):.3f} | {rate:,.0f} | "
+                  f"{rate * PAGE / 1e6:.1f} | {ratio:.2f}× / {ratio_med:.2f}× | {cpu_us:.0f} |")  # fmt: skip
     print(f"\nsame bytes from both mounts: {same}")
     if a.json_out:
         doc = {
             "benchmark": "bench_mount",
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
-            "image": str(e01), "size": size, "reads": a.reads, "repeat": a.repeat,
+            "image": str(e01), "size": size, "reads": a.reads, "repeat": a.repeat, "modes": modes,
             "results": summary, "same_bytes": same,
         }  # fmt: skip
         tmp = Path(a.json_out + ".tmp")

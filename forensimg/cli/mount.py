@@ -130,7 +130,23 @@ def _daemonize_and_serve(serve: Any, log_file: str | None) -> int:
     "--cache-mb", type=click.IntRange(min=0), default=64, show_default=True, help="Decoded-chunk cache (MiB)."
 )
 @click.option(
-    "--single-threaded", is_flag=True, help="One request at a time (less CPU per read; no overlap between readers)."
+    "--multi-threaded/--single-threaded",
+    default=False,
+    show_default=True,
+    help="Serve with libfuse's multithreaded loop (overlaps several concurrent readers) or one request at a "
+    "time (the default: less CPU per read, faster for a single reader).",
+)
+@click.option(
+    "--mfusepy-read",
+    is_flag=True,
+    hidden=True,
+    help="Serve reads through mfusepy's generic callback instead of the lean one (A/B measurements in bench/).",
+)
+@click.option(
+    "--no-prefault",
+    is_flag=True,
+    hidden=True,
+    help="Do not touch the chunk cache's memory before serving (A/B measurements in bench/).",
 )
 @click.option("--format", "fmt", default=None, help="Force the image format instead of detecting it.")
 @json_option
@@ -144,7 +160,9 @@ def mount_cli(
     allow_other: bool,
     log_file: str | None,
     cache_mb: int,
-    single_threaded: bool,
+    multi_threaded: bool,
+    mfusepy_read: bool,
+    no_prefault: bool,
     fmt: str | None,
     as_json: bool,
 ) -> int:
@@ -183,7 +201,10 @@ def mount_cli(
                 click.echo(f"mounted {segs[0] if segs else image} at {mp} (pid {pid}): {names}", err=foreground)
 
         def serve(on_ready: Any) -> None:
-            fuse.serve(img, files, str(mp), allow_other=allow_other, on_ready=on_ready, single_threaded=single_threaded)
+            fuse.serve(
+                img, files, str(mp), allow_other=allow_other, on_ready=on_ready, multi_threaded=multi_threaded,
+                lean_read=not mfusepy_read, prefault=not no_prefault,
+            )  # fmt: skip
 
         if foreground:
             _log_to(log_path or sys.stderr)

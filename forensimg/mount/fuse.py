@@ -9,9 +9,16 @@ The mount shows, flat in its root:
 * ``info.json`` — the image's metadata (``ImageInfo.to_dict()``), whether zero-fill is on, the files.
 
 Everything is strictly read-only: the mount is made ``ro``, ``open`` refuses write flags with ``EROFS``
-and every mutating operation answers ``EROFS``. Reads go through :meth:`Image.read_at` (thread-safe; the
-FUSE loop is multithreaded) and fail closed: a read covering a corrupt chunk returns ``EIO`` and logs the
-chunk, unless the image was opened with ``zero_fill=True`` (then zeros, recorded in ``image.faults``).
+and every mutating operation answers ``EROFS``. Reads go through :meth:`Image.read_at` (thread-safe, so the
+multithreaded FUSE loop may be used) and fail closed: a read covering a corrupt chunk returns ``EIO`` and
+logs the chunk, unless the image was opened with ``zero_fill=True`` (then zeros, recorded in
+``image.faults``). The kernel keeps pages it has read (``kernel_cache``: the media never changes), but
+never an error: a read that failed reaches the server again the next time.
+
+The FUSE loop is single-threaded by default: for one reader issuing one request at a time (a file system
+tool, a hex viewer, ``dd``) it costs far less CPU per request than libfuse's multithreaded loop, whose
+idle workers take turns (measured in ``bench/bench_mount.py``); ``multi_threaded=True`` overlaps several
+concurrent readers.
 """
 
 from __future__ import annotations
@@ -36,7 +43,16 @@ if TYPE_CHECKING:
     from forensimg.fs.tsk import Partition
     from forensimg.image import Image
 
-__all__ = ["INSTALL_HINT", "ImageFS", "MountFile", "build_files", "load_mfusepy", "serve", "set_cache_budget"]
+__all__ = [
+    "INSTALL_HINT",
+    "ImageFS",
+    "MountFile",
+    "build_files",
+    "load_mfusepy",
+    "prefault_cache_memory",
+    "serve",
+    "set_cache_budget",
+]
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +179,17 @@ def ImageFS(
     files: list[MountFile],
     *,
     on_ready: Callable[[], None] | None = None,
+    pin_threads: bool = True,
 ) -> Any:
-    """The FUSE operations object for ``image`` showing ``files`` (see :func:`build_files`)."""
+    """The FUSE operations object for ``image`` showing ``files`` (see :func:`build_files`).
+
+    ``pin_threads`` keeps a Python thread state on every libfuse worker thread (see
+    :func:`_pin_thread_state`); only useful with the multithreaded loop.
+    """
     global _IMAGEFS
     if _IMAGEFS is None:
         _IMAGEFS = _make_class()
-    return _IMAGEFS(image, files, on_ready=on_ready)
+    return _IMAGEFS(image, files, on_ready=on_ready, pin_threads=pin_threads)
 
 
 _IMAGEFS: type | None = None
@@ -184,9 +205,21 @@ def _make_class() -> type:
     class _ImageFS(mfusepy.Operations):  # type: ignore[misc, name-defined]
         use_ns = True
 
-        def __init__(self, image: Image, files: list[MountFile], *, on_ready: Callable[[], None] | None) -> None:
+        def __init__(
+            self,
+            image: Image,
+            files: list[MountFile],
+            *,
+            on_ready: Callable[[], None] | None,
+            pin_threads: bool = True,
+        ) -> None:
             self.image = image
             self.files = {"/" + f.name: f for f in files}
+            # file handles: open() returns the index of the file here (never 0), so read() needs no path
+            # lookup; handle 0 is what a read without an open (libfuse never does that) would carry
+            self.handles: list[MountFile | None] = [None, *files]
+            self.handle_of = {"/" + f.name: i for i, f in enumerate(files, 1)}
+            self.pin_threads = pin_threads
             self.on_ready = on_ready
             self.uid, self.gid = os.getuid(), os.getgid()
             acquired = image.info.acquired_at
@@ -239,17 +272,20 @@ def _make_class() -> type:
             return 0
 
         def open(self, path: str, flags: int) -> int:
-            if path not in self.files:
+            fh = self.handle_of.get(path)
+            if fh is None:
                 raise FuseOSError(errno.ENOENT)
             if flags & _WRITE_FLAGS:
                 raise FuseOSError(errno.EROFS)
-            return 0
+            return fh
 
-        def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-            if not getattr(self.tls, "pinned", False):
+        def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
+            # the hot path (one call per 4 KiB page for O_DIRECT readers): the handle from open() names
+            # the file, no path lookup; no exception unless the read fails
+            if self.pin_threads and not getattr(self.tls, "pinned", False):
                 _pin_thread_state()
                 self.tls.pinned = True
-            f = self.files.get(path)
+            f = self.handles[fh] if 0 < fh < len(self.handles) else self.files.get(path or "")
             if f is None:
                 raise FuseOSError(errno.ENOENT)
             if offset >= f.size or size <= 0:
@@ -292,6 +328,143 @@ def _make_class() -> type:
     return _ImageFS
 
 
+class _LeanRead:
+    """A leaner libfuse ``read`` callback than mfusepy's generic one, installed for one :func:`serve`.
+
+    mfusepy turns every callback argument into a ctypes object (the path into ``bytes`` then ``str``, the
+    buffer and ``fuse_file_info`` into pointer objects) and goes through a generic exception wrapper; for
+    a 4 KiB read that is a measurable part of the request (``bench/bench_mount.py``). This callback takes
+    plain integers, reads the file handle straight from ``fuse_file_info`` (its offset from mfusepy's own
+    declaration of the struct, so it follows the libfuse 2/3 layout mfusepy loaded), calls the same
+    ``read`` method and copies the bytes into libfuse's buffer. Errors keep mfusepy's contract: an
+    ``OSError`` becomes ``-errno``, any other exception ``-EIO`` (logged), and a ``BaseException`` stops
+    the loop and is raised again when it returns.
+
+    mfusepy builds the callback table inside ``FUSE()`` and hands it to its module-level
+    ``fuse_main_real``; :meth:`install` wraps that function for the duration of one ``FUSE()`` call to
+    replace the ``read`` entry. If this mfusepy does not have the expected names, nothing is replaced
+    (mfusepy's own callback is used).
+    """
+
+    def __init__(self, mfusepy: Any, ops: Any) -> None:
+        import ctypes
+
+        self.mfusepy = mfusepy
+        self.critical: BaseException | None = None
+        self._real_main: Any = None
+        self._field: Any = None
+        ops_type = getattr(mfusepy, "fuse_operations", None)
+        fi_type = getattr(mfusepy, "fuse_file_info", None)
+        if ops_type is None or fi_type is None or not hasattr(mfusepy, "fuse_main_real"):
+            return
+        proto = dict((f[0], f[1]) for f in getattr(ops_type, "_fields_", ()) if len(f) >= 2).get("read")
+        fh_field = getattr(fi_type, "fh", None)
+        if proto is None or fh_field is None or getattr(fh_field, "size", 0) != 8:
+            return
+        fh_offset = fh_field.offset
+        fh_at = ctypes.c_uint64.from_address
+        string_at = ctypes.string_at
+        memmove = ctypes.memmove
+        read = ops.read
+
+        def lean_read(path: int | None, buf: int, size: int, offset: int, fip: int | None) -> int:
+            try:
+                fh = fh_at(fip + fh_offset).value if fip else 0
+                name = None if fh else string_at(path).decode("utf-8", "surrogateescape") if path else None
+                data = read(name, size, offset, fh)
+                n = len(data)
+                if n > size:  # never write past libfuse's buffer
+                    return -errno.EIO
+                if n:
+                    memmove(buf, data, n)
+                return n
+            except OSError as exc:
+                return -exc.errno if isinstance(exc.errno, int) and exc.errno > 0 else -errno.EIO
+            except Exception:
+                log.exception("EIO: unexpected error in read at %d", offset)
+                return -errno.EIO
+            except BaseException as exc:  # stop the loop; raised again once FUSE() returns
+                self.critical = exc
+                mfusepy.fuse_exit()
+                return -errno.EIO
+
+        self._callback = ctypes.CFUNCTYPE(
+            ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64, ctypes.c_void_p
+        )(lean_read)
+        self._field = ctypes.cast(self._callback, proto)
+
+    def install(self) -> bool:
+        """Replace the ``read`` entry of the next table mfusepy hands to libfuse; whether it could."""
+        if self._field is None:
+            return False
+        real_main = self._real_main = self.mfusepy.fuse_main_real
+        field = self._field
+
+        def fuse_main_real(argc: Any, argv: Any, fuse_ops_p: Any, size: Any, user_data: Any) -> Any:
+            if fuse_ops_p.contents.read:  # mfusepy set a read callback: use ours instead
+                fuse_ops_p.contents.read = field
+            return real_main(argc, argv, fuse_ops_p, size, user_data)
+
+        self.mfusepy.fuse_main_real = fuse_main_real
+        return True
+
+    def uninstall(self) -> None:
+        """Put mfusepy's ``fuse_main_real`` back."""
+        if self._real_main is not None:
+            self.mfusepy.fuse_main_real = self._real_main
+            self._real_main = None
+
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+PREFAULT_LIMIT = 256 << 20
+
+
+def prefault_cache_memory(image: Image, limit: int = PREFAULT_LIMIT) -> int:
+    """Touch the memory the decoded-chunk cache will fill, once, before serving (glibc only).
+
+    Every chunk the cache keeps is new memory until the cache is full, and the first touch of each
+    4 KiB page of it is a page fault: on a virtual machine that costs several µs per page, more than
+    decoding the chunk (``bench/bench_mount.py`` measured 3.6 faults and 10-30 µs of system time per
+    4 KiB read while a fresh mount's 64 MiB cache fills). Here the serving process allocates and
+    writes that much memory (up to ``limit`` bytes) and frees it again, with glibc told to keep freed
+    memory (``M_TRIM_THRESHOLD``) instead of handing it back to the kernel, to keep allocations of
+    chunk buffers on its heap (``M_MMAP_THRESHOLD``) and to serve every thread from that heap
+    (``M_ARENA_MAX`` 1): later chunk buffers reuse the touched pages. The cost moves to the start of
+    the mount (about 80 ms for 64 MiB here) and the process keeps that memory, which the cache would
+    use anyway. Call it in the serving process before its FUSE loop starts threads. Without glibc
+    (no ``mallopt``) nothing happens.
+
+    Returns:
+        The number of bytes touched (0 when nothing was done).
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return 0
+    chunk = image.chunk_size
+    # the cache itself, plus room for what lives beside it (fragmentation, buffers being decoded)
+    nbytes = min(limit, image.cache_chunks * (chunk + 64) * 9 // 8 + (8 << 20))
+    try:
+        ok = mallopt(_M_TRIM_THRESHOLD, min((1 << 31) - 1, nbytes + (64 << 20)))
+        # a chunk buffer larger than the mmap threshold would be a fresh mmap (and fresh faults) every time
+        ok = ok and mallopt(_M_MMAP_THRESHOLD, min(32 << 20, max(1 << 20, 4 * (chunk + 4096))))
+        ok = ok and mallopt(_M_ARENA_MAX, 1)
+    except (ctypes.ArgumentError, OSError):
+        return 0
+    if not ok:
+        return 0
+    block = min(nbytes, max(chunk + 64, 32768))
+    blocks = [b"\0" * block for _ in range(nbytes // block)]  # b"\0" * n writes every byte (calloc may not)
+    touched = len(blocks) * block
+    del blocks
+    return touched
+
+
 def set_cache_budget(image: Image, megabytes: int) -> int:
     """Let the image keep up to ``megabytes`` MiB of decoded chunks (LRU) for the life of a mount.
 
@@ -312,9 +485,12 @@ def serve(
     allow_other: bool = False,
     on_ready: Callable[[], None] | None = None,
     debug: bool = False,
-    single_threaded: bool = False,
+    single_threaded: bool | None = None,
+    multi_threaded: bool = False,
+    lean_read: bool = True,
+    prefault: bool = True,
 ) -> None:
-    """Mount and serve until unmounted (blocks; multithreaded FUSE loop, ``ro``).
+    """Mount and serve until unmounted (blocks; ``ro``).
 
     Args:
         image: the open image (zero-fill decided when it was opened).
@@ -322,29 +498,54 @@ def serve(
         mountpoint: an existing empty folder.
         allow_other: let other users read the mount (needs ``user_allow_other`` for non-root).
         on_ready: called once the kernel mount is live (from FUSE's ``init``).
-        single_threaded: serve one request at a time on the calling thread (less CPU per request, no
-            overlap between concurrent readers); the default is libfuse's multithreaded loop.
+        multi_threaded: serve with libfuse's multithreaded loop (several readers at once overlap);
+            the default serves one request at a time on the calling thread, which costs less CPU per
+            request (the usual case: one reader waiting for each read).
+        single_threaded: the opposite of ``multi_threaded`` (kept for callers of the earlier API,
+            when the multithreaded loop was the default); ``None`` leaves ``multi_threaded`` in charge.
+        lean_read: serve ``read`` through a leaner ctypes callback than mfusepy's (see
+            :class:`_LeanRead`); ``False`` keeps mfusepy's.
+        prefault: touch the decoded-chunk cache's memory before serving (see
+            :func:`prefault_cache_memory`), so that filling the cache costs no page faults.
 
     Raises:
         MountError: the mount could not be made.
     """
+    if single_threaded is not None:
+        multi_threaded = not single_threaded
     mfusepy = load_mfusepy()
-    ops = ImageFS(image, files, on_ready=on_ready)
+    ops = ImageFS(image, files, on_ready=on_ready, pin_threads=multi_threaded)
     name = os.path.basename(os.fspath(image.info.segments[0])) if image.info.segments else "image"
     fsname = "forensimg:" + re.sub(r"[,\s\\]", "_", name)
+    if prefault:
+        prefault_cache_memory(image)
+    lean = _LeanRead(mfusepy, ops) if lean_read else None
+    if lean is not None and not lean.install():
+        lean = None
+        log.info("reads served through mfusepy's read callback (this mfusepy's layout is not the one expected)")
+    else:
+        log.info("reads served through the %s read callback, %s FUSE loop",
+                 "lean" if lean else "mfusepy's", "multithreaded" if multi_threaded else "single-threaded")  # fmt: skip
     try:
         mfusepy.FUSE(
             ops,
             mountpoint,
             foreground=True,
-            nothreads=single_threaded,
+            nothreads=not multi_threaded,
             ro=True,
             allow_other=allow_other,
             fsname=fsname,
             subtype="forensimg",
             default_permissions=True,
-            kernel_cache=True,  # the media never changes while mounted: keep pages across opens
+            # the media never changes while mounted: keep pages across opens. Errors are never cached:
+            # a page whose read failed (EIO) is not in the page cache, so the next read asks again.
+            kernel_cache=True,
             debug=debug,
         )
     except RuntimeError as exc:
         raise MountError(f"cannot mount on '{mountpoint}' (libfuse error {exc})", path=mountpoint) from None
+    finally:
+        if lean is not None:
+            lean.uninstall()
+    if lean is not None and lean.critical is not None:
+        raise lean.critical

@@ -182,11 +182,16 @@ def _ewf() -> bool:
     return ewf_available()
 
 
-def test_corrupt_chunk_gives_eio_and_is_logged(mount, tmp_path):
+# the mount's read paths: the lean ctypes callback (default), mfusepy's own one, the multithreaded loop
+READ_PATHS = [(), ("--mfusepy-read",), ("--multi-threaded",)]
+
+
+@pytest.mark.parametrize("options", READ_PATHS, ids=["lean", "mfusepy-read", "multi-threaded"])
+def test_corrupt_chunk_gives_eio_and_is_logged(mount, tmp_path, options):
     if not _ewf():
         pytest.skip("forensimg cannot open E01 yet")
     log = tmp_path / "mount.log"
-    mp, _ = mount(BAD, "--log-file", str(log))
+    mp, _ = mount(BAD, "--log-file", str(log), *options)
     assert json.loads((mp / "info.json").read_text())["zero_fill"] is False
     fd = os.open(mp / "disk.raw", os.O_RDONLY | getattr(os, "O_DIRECT", 0))
     try:
@@ -202,6 +207,72 @@ def test_corrupt_chunk_gives_eio_and_is_logged(mount, tmp_path):
         (mp / "disk.raw").read_bytes()
     assert exc.value.errno == errno.EIO
     assert "corrupt chunk 3 (media bytes 196608..262143)" in log.read_text()
+    callback = "mfusepy's" if "--mfusepy-read" in options else "lean"
+    loop = "multithreaded" if "--multi-threaded" in options else "single-threaded"
+    assert f"reads served through the {callback} read callback, {loop} FUSE loop" in log.read_text()
+
+
+def _floppy_zero_filled() -> bytes:
+    import forensimg
+
+    with forensimg.open(BAD, zero_fill=True) as img:
+        return img.read_at(0, img.size)
+
+
+def test_eio_is_never_cached_by_the_kernel(mount):
+    """With kernel page caching on, good pages next to a corrupt chunk are cached, the error never is."""
+    if not _ewf():
+        pytest.skip("forensimg cannot open E01 yet")
+    expected = _floppy_zero_filled()
+    mp, _ = mount(BAD)
+    media = mp / "disk.raw"
+    for _ in range(2):  # a second open finds the good pages in the page cache (kernel_cache), the bad ones not
+        fd = os.open(media, os.O_RDONLY)  # buffered: the kernel reads ahead and caches what succeeded
+        try:
+            # the last good page before chunk 3 (media 196608..262143), then the first good one after it
+            assert os.pread(fd, 4096, 192512) == expected[192512:196608]
+            assert os.pread(fd, 4096, 262144) == expected[262144:266240]
+            for _ in range(2):  # asked twice: the error comes back both times
+                for offset, size in ((196608, 4096), (258048, 4096), (200000, 1), (196608, 131072)):
+                    with pytest.raises(OSError) as exc:
+                        os.pread(fd, size, offset)
+                    assert exc.value.errno == errno.EIO
+                # a buffered read that starts on a good page ends short where the bad chunk begins (the
+                # kernel returns what it could read: never a byte of the bad chunk); asked there, EIO
+                assert os.pread(fd, 8192, 192512) == expected[192512:196608]
+            assert os.pread(fd, 4096, 192512) == expected[192512:196608]  # still good after the errors
+        finally:
+            os.close(fd)
+    # O_DIRECT after buffered reads: every request reaches the server, same answers
+    fd = os.open(media, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
+    try:
+        with pytest.raises(OSError) as exc:
+            os.pread(fd, 4096, 196608)
+        assert exc.value.errno == errno.EIO
+    finally:
+        os.close(fd)
+
+
+def test_prefault_cache_memory_touches_the_cache_budget():
+    # in a child process: it changes the process's malloc settings
+    code = (
+        "import forensimg\n"
+        "from forensimg.mount import fuse\n"
+        f"img = forensimg.open({str(TESTDATA / 'floppy_fat12.raw.000')!r})\n"
+        "fuse.set_cache_budget(img, 8)\n"
+        "print(img.cache_chunks * img.chunk_size, fuse.prefault_cache_memory(img))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert p.returncode == 0, p.stderr
+    budget, touched = map(int, p.stdout.split())
+    assert budget == 8 << 20
+    assert budget <= touched <= fuse_limit()
+
+
+def fuse_limit() -> int:
+    from forensimg.mount.fuse import PREFAULT_LIMIT
+
+    return PREFAULT_LIMIT
 
 
 def test_zero_fill_mount(mount):
@@ -264,9 +335,10 @@ def _expected(raw: bytes, seed: int, n: int) -> str:
     return h.hexdigest()
 
 
-def test_reads_from_several_processes_at_once(mount, media_dir):
+@pytest.mark.parametrize("options", [(), ("--multi-threaded",)], ids=["single-threaded", "multi-threaded"])
+def test_reads_from_several_processes_at_once(mount, media_dir, options):
     paths = disk_variant("ewf-seg" if _ewf() else "split", media_dir)
-    mp, _ = mount(paths[0])
+    mp, _ = mount(paths[0], *options)
     raw = build_disk_raw(media_dir).read_bytes()
     procs = [
         subprocess.Popen(
