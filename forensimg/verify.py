@@ -627,7 +627,9 @@ def _verify_open(
     # references (whole-media only)
     rng: Range | None = None
     if rng_spec is None:
-        add("stored", info.stored_hashes, str(first) if info.format in ("raw", "split") else None)
+        for alg, hexd in info.stored_hashes.items():
+            # raw images keep their hashes in md5sum-style sidecars (IMAGE.md5, ...): name the file
+            add("stored", {alg: hexd}, f"{first}.{alg}" if info.format in ("raw", "split") else None)
         report_h, report_path = _report_hashes(first)
         add("report", report_h, report_path)
         if expect:
