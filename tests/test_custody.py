@@ -63,3 +63,30 @@ def test_record_event_beside_image(tmp_path):
     rec = record_event(img, "verify", examiner="Ann", result={"status": "verified"})
     assert (tmp_path / "disk.E01.custody.jsonl").exists()
     assert rec["examiner"] == "Ann" and rec["seq"] == 1
+
+
+def _verify_many(image: str, n: int) -> None:
+    import contextlib
+    import io
+
+    from forensimg.cli import main
+
+    for _ in range(n):
+        with contextlib.redirect_stdout(io.StringIO()):
+            main(["verify", image])
+
+
+def test_concurrent_verify_commands_keep_the_chain(tmp_path):
+    """Several `forensimg verify` processes on one image: one whole event each, chain intact."""
+    img = tmp_path / "d.raw"
+    img.write_bytes(b"\x5a" * 8192)
+    procs = [multiprocessing.Process(target=_verify_many, args=(str(img), 5)) for _ in range(3)]
+    for pr in procs:
+        pr.start()
+    for pr in procs:
+        pr.join()
+    log = CustodyLog(tmp_path / "d.raw.custody.jsonl")
+    events = log.events()
+    assert len(events) == 15 and {e["action"] for e in events} == {"verify"}
+    assert [e["seq"] for e in events] == list(range(1, 16))
+    assert log.check_chain() == ()
