@@ -57,6 +57,7 @@ from forensimg.formats.fimg.layout import (
     zeros,
 )
 from forensimg.formats.fimg.structs import CHECKPOINT_FIXED, FOOTER, HEADER, RANGE_PAIR
+from forensimg.hashing import MultiHasher
 from forensimg.image import CaseInfo, Range, SourceInfo, merge_ranges
 from forensimg.merkle import merkle_root
 from forensimg.records import fsync_dir
@@ -587,8 +588,15 @@ class FimgWriter(ImageWriter):
         self._seg_off = st.end
         self._seg_records = 1
         if self._hasher is not None:
-            for block in st.media_blocks():
-                self._hasher.update(block)
+            if st.hasher is not None and st.hashed_chunks == len(st.index):
+                self._hasher.close()
+                self._hasher = st.hasher  # fed while the committed chunks were checked
+                st.hasher = None
+            else:  # the committed state moved back (a bad chunk): hash the kept chunks again
+                for block in st.media_blocks():
+                    self._hasher.update(block)
+        if st.hasher is not None:
+            st.hasher.close()
         if st.needs_checkpoint:
             self._checkpoint()
 
@@ -612,6 +620,8 @@ class _ResumeState:
         self.needs_checkpoint = False
         self.segs: SegmentSet | None = None
         self.chunk_size = 0
+        self.hasher: MultiHasher | None = None
+        self.hashed_chunks = 0
 
     def media_blocks(self) -> Any:
         """Decoded committed media, chunk by chunk (re-read and checked again), for the whole-media hashes."""
@@ -678,17 +688,28 @@ def resume_writer(path: str | os.PathLike[str], **options: Any) -> FimgWriter:
 
         # check every committed chunk; a bad one moves the committed state back to an earlier checkpoint
         last = walk.checkpoints[-1]
+        # (the whole-media hashes are fed in the same pass, except for a short last chunk, which is dropped)
+        hasher = MultiHasher(algs) if options.get("compute_hashes", True) else None
         bad = last.chunk_count
-        for i in range(last.chunk_count):
-            length = min(cs, last.media_size - i * cs)
-            try:
-                read_chunk_at(segs, walk.locations[i], i, length, cs)
-            except ChecksumError:
-                bad = i
-                break
+        try:
+            for i in range(last.chunk_count):
+                length = min(cs, last.media_size - i * cs)
+                try:
+                    data, _ = read_chunk_at(segs, walk.locations[i], i, length, cs)
+                except ChecksumError:
+                    bad = i
+                    break
+                if hasher is not None and length == cs:
+                    hasher.update(data)
+        except BaseException:
+            if hasher is not None:
+                hasher.close()
+            raise
         usable = [c for c in walk.checkpoints if c.chunk_count <= bad]
         ck = usable[-1]
         st = _ResumeState()
+        st.hasher = hasher
+        st.hashed_chunks = bad if last.media_size % cs == 0 or bad < last.chunk_count else bad - 1
         st.segs = segs
         st.chunk_size = cs
         st.uuid = h0.uuid

@@ -161,7 +161,8 @@ def test_resume_skips_a_corrupt_committed_chunk(tmp_path):
     w2 = resume_writer(tmp_path / "r.fimg")
     assert w2.position == 20 * CS  # back to the checkpoint before chunk 21
     w2.write(data[w2.position :])
-    w2.close()
+    res = w2.close()
+    assert res.hashes == {"sha256": hashlib.sha256(data).hexdigest()}  # the kept prefix was hashed again
     with forensimg.open(tmp_path / "r.fimg") as img:
         assert img.read() == data
 
