@@ -4,7 +4,7 @@
 Usage (as root, with fuse3 and ewf-tools installed)::
 
     python bench/bench_mount.py [--size 256M] [--seed 1] [--reads 20000] [--threads 1,4] [--repeat 3]
-                                [--modes direct,buffered] [--json-out FILE]
+                                [--modes direct,buffered] [--also="OPTIONS"]... [--json-out FILE]
 
 1. Input: ``bench/gen_input.py`` output (40 % zero, 30 % random, 30 % compressible), written to
    ``bench/out/mount-input-<size>-s<seed>.bin`` and reused when present.
@@ -19,10 +19,14 @@ Usage (as root, with fuse3 and ewf-tools installed)::
    cache never answers), ``buffered`` without it (repeated pages, and whatever the kernel reads ahead,
    come from the page cache, for both mounts alike). The digest of the bytes read must be equal for
    every mount. Each round is a fresh mount, so no side starts with a warm chunk or page cache.
+   ``--also="OPTIONS"`` adds a row for ``forensimg mount OPTIONS`` (e.g. the hidden A/B switches
+   ``--mfusepy-read``, ``--no-prefault``), repeatable.
 5. CPU: user + system CPU time of the serving process during the reads (``/proc/PID/stat``), per read;
    steadier than wall time on a shared machine.
 
-Best and median of ``--repeat`` rounds (the rounds take turns); reads/s and MB/s (10**6 bytes/s).
+Best and median of ``--repeat`` rounds (the rounds take turns); reads/s and MB/s (10**6 bytes/s); the
+ratio to ewfmount of the best times, of the medians, and paired (median over rounds of the ratio within a
+round, the steadiest on a shared machine).
 """
 
 from __future__ import annotations
@@ -175,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", default="1,4")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--modes", default="direct,buffered", help="direct (O_DIRECT) and/or buffered reads")
+    ap.add_argument("--also", action="append", default=[], help="another forensimg mount row with these options")
     ap.add_argument("--json-out", default=None)
     a = ap.parse_args(argv)
     if os.geteuid() != 0 or not shutil.which("ewfmount") or not shutil.which("fusermount3"):
@@ -187,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     mounters: dict[str, Callable[[Path, Path], Path]] = {
         "forensimg mount": mount_forensimg,
         "forensimg mount --multi-threaded": lambda e, m: mount_forensimg(e, m, "--multi-threaded"),
-        "ewfmount": mount_ewfmount,
     }
+    for extra in a.also:
+        mounters[f"forensimg mount {extra}"] = lambda e, m, x=extra: mount_forensimg(e, m, *x.split())
+    mounters["ewfmount"] = mount_ewfmount
     modes = [m.strip() for m in a.modes.split(",") if m.strip()]
     if not modes or any(m not in ("direct", "buffered") for m in modes):
         raise SystemExit("--modes takes direct and/or buffered")
@@ -224,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     same = len(set().union(*digests.values())) == 1
     print()
     print(f"image: {e01.name} ({size:,} bytes media), {a.reads} random 4 KiB reads, best/median of {a.repeat}")
-    print("| reads | readers | mount | best s | median s | reads/s (best) | MB/s | vs ewfmount (best / median) "
-          "| server CPU µs/read (median) |")  # fmt: skip
+    print("| reads | readers | mount | best s | median s | reads/s (best) | MB/s "
+          "| vs ewfmount (best / median / paired) | server CPU µs/read (median) |")  # fmt: skip
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     summary: dict[str, Any] = {}
     for mode, threads in keys:
@@ -238,14 +245,18 @@ def main(argv: list[str] | None = None) -> int:
             rate = a.reads / best
             ratio = base / best
             ratio_med = base_med / statistics.median(ts)
+            # paired: the median over rounds of ewfmount's time / this mount's time in the same round (the
+            # rounds take turns, so a pair shares the machine's load of the moment)
+            paired = statistics.median(e / t for e, t in zip(rounds["ewfmount"][key], ts, strict=True))
             cpu_us = statistics.median(cpus[name][key]) / a.reads * 1e6
             summary.setdefault(mode, {}).setdefault(str(threads), {})[name] = {
                 "best_s": best, "median_s": statistics.median(ts), "rounds_s": ts, "reads_per_s": rate, "ratio": ratio,
-                "ratio_median": ratio_med, "server_cpu_us_per_read": cpu_us,
+                "ratio_median": ratio_med, "ratio_paired": paired, "server_cpu_us_per_read": cpu_us,
                 "server_cpu_us_per_read_rounds": [c / a.reads * 1e6 for c in cpus[name][key]],
             }  # fmt: skip
             print(f"| {mode} | {threads} | {name} | {best:.3f} | {statistics.median(ts):.3f} | {rate:,.0f} | "
-                  f"{rate * PAGE / 1e6:.1f} | {ratio:.2f}× / {ratio_med:.2f}× | {cpu_us:.0f} |")  # fmt: skip
+                  f"{rate * PAGE / 1e6:.1f} | {ratio:.2f}× / {ratio_med:.2f}× / {paired:.2f}× "
+                  f"| {cpu_us:.0f} |")  # fmt: skip
     print(f"\nsame bytes from both mounts: {same}")
     if a.json_out:
         doc = {
