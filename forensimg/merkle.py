@@ -33,10 +33,14 @@ __all__ = [
     "audit_path",
     "image_root",
     "leaf_hash",
+    "level_nodes",
     "media_digests",
     "merkle_root",
     "node_hash",
+    "root_from_nodes",
+    "top_level",
     "tree_levels",
+    "tree_levels_from_nodes",
     "verify_path",
 ]
 
@@ -116,6 +120,53 @@ def tree_levels(digests: Sequence[bytes]) -> list[list[bytes]]:
     """
     sha = _sha256
     level = [sha(b"\x00" + d).digest() for d in digests]
+    levels = [level]
+    while len(level) > 1:
+        nxt = [sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        levels.append(nxt)
+        level = nxt
+    return levels
+
+
+def top_level(count: int) -> int:
+    """The level whose nodes fimg stores in its ``FTOP`` record: about the square root of the leaf count.
+
+    Level ``L`` holds one node per ``2**L`` leaves (the last one may cover fewer), so a proof needs the
+    leaves of one block and the stored nodes, not every leaf (spec §5.5).
+    """
+    return max(0, (max(1, count).bit_length()) // 2)
+
+
+def level_nodes(digests: Sequence[bytes], level: int) -> list[bytes]:
+    """The nodes of ``level`` (0: leaf hashes) of the tree over ``digests``."""
+    sha = _sha256
+    nodes = [sha(b"\x00" + d).digest() for d in digests]
+    for _ in range(level):
+        if len(nodes) <= 1:
+            break
+        nxt = [sha(b"\x01" + nodes[i] + nodes[i + 1]).digest() for i in range(0, len(nodes) - 1, 2)]
+        if len(nodes) % 2:
+            nxt.append(nodes[-1])
+        nodes = nxt
+    return nodes
+
+
+def root_from_nodes(nodes: Sequence[bytes]) -> bytes:
+    """The root of a tree given the nodes of one of its levels (:data:`EMPTY_ROOT` for none)."""
+    if not nodes:
+        return EMPTY_ROOT
+    return _levels_from(list(nodes))[-1][0]
+
+
+def tree_levels_from_nodes(nodes: Sequence[bytes]) -> list[list[bytes]]:
+    """Every level of the tree above (and including) the given level's nodes, root last."""
+    return _levels_from(list(nodes))
+
+
+def _levels_from(level: list[bytes]) -> list[list[bytes]]:
+    sha = _sha256
     levels = [level]
     while len(level) > 1:
         nxt = [sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]

@@ -47,6 +47,7 @@ __all__ = [
     "T_DIGESTS",
     "T_INDEX",
     "T_METADATA",
+    "T_TOP",
     "VERSION",
     "ZLIB",
     "RecordHeader",
@@ -76,7 +77,8 @@ T_CHECKPOINT = b"FCKP"
 T_METADATA = b"FMET"
 T_INDEX = b"FIDX"
 T_DIGESTS = b"FDIG"
-RECORD_TYPES = (T_CHUNK, T_CHECKPOINT, T_METADATA, T_INDEX, T_DIGESTS)
+T_TOP = b"FTOP"
+RECORD_TYPES = (T_CHUNK, T_CHECKPOINT, T_METADATA, T_INDEX, T_DIGESTS, T_TOP)
 
 # chunk flags and methods (spec §4.2)
 FLAG_COMPRESSED = 0x01

@@ -15,7 +15,7 @@ import sys
 import threading
 import uuid as uuidlib
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from forensimg.formats.fimg.layout import (
     T_DIGESTS,
     T_INDEX,
     T_METADATA,
+    T_TOP,
     ChunkFault,
     decode_chunk,
     drop_torn,
@@ -44,7 +45,15 @@ from forensimg.formats.fimg.layout import (
 from forensimg.formats.fimg.recover import Walk, walk_records
 from forensimg.formats.fimg.structs import FOOTER, FOOTER_MAGIC, HEADER
 from forensimg.image import CaseInfo, Fault, FaultKind, Image, ImageInfo, Range, SourceInfo
-from forensimg.merkle import audit_path, merkle_root, tree_levels, verify_path
+from forensimg.merkle import (
+    audit_path,
+    level_nodes,
+    merkle_root,
+    root_from_nodes,
+    tree_levels,
+    tree_levels_from_nodes,
+    verify_path,
+)
 from forensimg.registry import FIMG_MAGIC
 from forensimg.streams import SegmentSet, check_input_file
 
@@ -190,6 +199,24 @@ def _record_body(segs: SegmentSet, loc: int, rtype: bytes, what: str, max_len: i
     return body, hashlib.sha256(body).digest() == rh.digest, rh.number, off
 
 
+def _read_top(segs: SegmentSet, digests_loc: int, leaves: bytes, count: int) -> tuple[int, list[bytes]] | None:
+    """The ``FTOP`` record right after the digest table (spec §5.5), or ``None`` if absent or invalid."""
+    seg, off = split_location(digests_loc)
+    off += RECORD_SIZE + len(leaves)
+    if not 1 <= seg <= len(segs) or off + RECORD_SIZE > segs.sizes[seg - 1]:
+        return None
+    rh = parse_record(segs.pread(seg - 1, off, RECORD_SIZE))
+    if rh is None or rh.type != T_TOP or rh.number > 62:
+        return None
+    want = -(-count >> rh.number) if count else 0
+    if rh.stored_length != 32 * want or off + RECORD_SIZE + rh.stored_length > segs.sizes[seg - 1]:
+        return None
+    body = segs.pread(seg - 1, off + RECORD_SIZE, rh.stored_length)
+    if hashlib.sha256(body).digest() != rh.digest:
+        return None
+    return rh.number, [body[i : i + 32] for i in range(0, len(body), 32)]
+
+
 def _u64s(raw: bytes) -> array[int]:
     a = array("Q")
     a.frombytes(raw)
@@ -266,6 +293,8 @@ class FimgImage(Image):
         self._leaves: bytes | None = None
         self._footer = read_footer(segs, h0)
         self._walk: Walk | None = None
+        self._top: tuple[int, list[bytes]] | None = None
+        self._top_tree: tuple[list[list[bytes]], dict[int, list[list[bytes]]]] | None = None
         self._locations: array[int] = array("Q")
         self._stored: array[int] = array("I")
         self._tree: list[list[bytes]] | None = None
@@ -323,6 +352,7 @@ class FimgImage(Image):
                                                segment=str(last), offset=doff))
             else:
                 self._leaves = dbody
+                self._top = _read_top(segs, f.digests_location, dbody, count)
             seal = hashlib.sha256(
                 b"".join(h.digest for h in self._headers) + meta_digest + idx_digest + dig_digest + f.raw[:104]
             ).digest()
@@ -508,7 +538,11 @@ class FimgImage(Image):
                                         chunk=i, media=r, segment=str(self._segs.paths[seg - 1]), offset=off,
                                         expected=self._leaves[32 * i : 32 * i + 32].hex(),
                                         found=bytes(w.digests[32 * i : 32 * i + 32]).hex()))
-        root = merkle_root(self._leaf_digests())
+        leaves = self._leaf_digests()
+        root = merkle_root(leaves)
+        if self._top is not None and level_nodes(leaves, self._top[0]) != self._top[1]:
+            faults.append(Fault(FaultKind.MERKLE, "fimg stored tree level (FTOP) differs from the digest table",
+                                segment=last))
         if root != f.merkle_root:
             faults.append(Fault(FaultKind.MERKLE, "Merkle root recomputed from the chunk digests differs from the "
                                 "stored root", segment=last, expected=f.merkle_root.hex(), found=root.hex()))
@@ -534,6 +568,41 @@ class FimgImage(Image):
                 self._tree = tree_levels(self._leaf_digests())
             return self._tree
 
+    def _path_function(self, root: bytes, n: int) -> Callable[[int], list[bytes]] | None:
+        """A function giving the audit path of chunk ``i``; ``None`` when the digests cannot give one.
+
+        With a valid stored tree level (``FTOP``, spec §5.5) only the leaves of the block holding ``i`` are
+        hashed (blocks cached); otherwise the whole tree is built from the digest table once.
+        """
+        with self._tree_lock:
+            if self._top is not None and self._leaves is not None and self._top_tree is None:
+                # nodes that do not lead to the root are not used (the digest table is; check_structure
+                # reports the difference)
+                ok = root_from_nodes(self._top[1]) == root
+                self._top_tree = (tree_levels_from_nodes(self._top[1]) if ok else [], {})
+        if self._top is not None and self._top_tree and self._top_tree[0] and self._leaves is not None:
+            lvl = self._top[0]
+            top_levels, blocks = self._top_tree
+            leaves = self._leaves
+
+            def path(i: int) -> list[bytes]:
+                j = i >> lvl
+                with self._tree_lock:
+                    bl = blocks.get(j)
+                    if bl is None:
+                        lo, hi = j << lvl, min((j + 1) << lvl, n)
+                        bl = tree_levels([leaves[32 * k : 32 * k + 32] for k in range(lo, hi)])
+                        if len(blocks) > 64:
+                            blocks.clear()
+                        blocks[j] = bl
+                return audit_path(bl, i - (j << lvl)) + audit_path(top_levels, j)
+
+            return path
+        levels = self._levels()
+        if len(levels[0]) != n:
+            return None
+        return lambda i: audit_path(levels, i)
+
     def prove_range(self, start: int, end: int) -> tuple[Fault, ...] | None:
         """Prove media ``[start, end)`` against the stored Merkle root, reading only the chunks it covers.
 
@@ -547,10 +616,10 @@ class FimgImage(Image):
         if start < 0 or start >= end:
             return ()
         root = self._footer.merkle_root
-        levels = self._levels()
         n = self.chunk_count
         faults: list[Fault] = []
-        if len(levels[0]) != n:
+        path_of = self._path_function(root, n)
+        if path_of is None:
             return (Fault(FaultKind.MERKLE, "fimg digest table is unusable: no proof possible",
                           segment=str(self._segs.paths[-1])),)
         for i in range(start // self._chunk_size, (end - 1) // self._chunk_size + 1):
@@ -559,7 +628,7 @@ class FimgImage(Image):
                 faults.append(fault)
                 continue
             digest = hashlib.sha256(data).digest()
-            if not verify_path(digest, i, n, audit_path(levels, i), root):
+            if not verify_path(digest, i, n, path_of(i), root):
                 seg, off = split_location(self._locations[i])
                 faults.append(Fault(FaultKind.MERKLE, f"fimg chunk {i}: audit path does not lead to the stored root",
                                     chunk=i, media=self.chunk_range(i), segment=str(self._segs.paths[seg - 1]),

@@ -27,6 +27,7 @@ from forensimg.formats.fimg.layout import (
     T_DIGESTS,
     T_INDEX,
     T_METADATA,
+    T_TOP,
     location,
     parse_record,
 )
@@ -180,7 +181,7 @@ def walk_records(
                         w.initial_metadata_error = "initial metadata is not JSON"
                 else:
                     w.final_records.append((rh.type, rh.number, si, off, rh.digest))
-            elif rh.type in (T_INDEX, T_DIGESTS):
+            elif rh.type in (T_INDEX, T_DIGESTS, T_TOP):
                 w.final_records.append((rh.type, rh.number, si, off, rh.digest))
             else:
                 w.stop = (si, off, f"unknown record type {rh.type!r}")

@@ -44,6 +44,7 @@ from forensimg.formats.fimg.layout import (
     T_DIGESTS,
     T_INDEX,
     T_METADATA,
+    T_TOP,
     VERSION,
     ZLIB,
     check_chunk_size,
@@ -59,7 +60,7 @@ from forensimg.formats.fimg.layout import (
 from forensimg.formats.fimg.structs import CHECKPOINT_FIXED, FOOTER, HEADER, RANGE_PAIR
 from forensimg.hashing import MultiHasher
 from forensimg.image import CaseInfo, Range, SourceInfo, merge_ranges
-from forensimg.merkle import merkle_root
+from forensimg.merkle import level_nodes, merkle_root, top_level
 from forensimg.records import fsync_dir
 from forensimg.streams import SegmentSet
 from forensimg.writer import ImageWriter, WriteResult
@@ -490,7 +491,8 @@ class FimgWriter(ImageWriter):
             raise WriteError(f"fimg writer lost data ({self._media_done} of {self.position} bytes)", path=self.path)
         self._unreadable = list(unreadable)
         self._checkpoint(durable=True)
-        root = merkle_root(bytes(self._digests[i : i + 32]) for i in range(0, len(self._digests), 32))
+        leaves = [bytes(self._digests[i : i + 32]) for i in range(0, len(self._digests), 32)]
+        root = merkle_root(leaves)
         meta = json.dumps(
             self._metadata(final=True, hashes=hashes, unreadable=unreadable, root=root), sort_keys=True
         ).encode("utf-8")
@@ -503,6 +505,11 @@ class FimgWriter(ImageWriter):
         dig = bytes(self._digests)
         dig_digest = hashlib.sha256(dig).digest()
         dig_off = self._append(pack_record(T_DIGESTS, len(self._index), len(dig), dig_digest), dig)
+        # the nodes of one tree level right after the digest table, so that a range proof needs only the
+        # leaves of the blocks it touches (spec §5.5)
+        lvl = top_level(len(self._index))
+        top = b"".join(level_nodes(leaves, lvl))
+        self._append(pack_record(T_TOP, lvl, len(top), hashlib.sha256(top).digest()), top)
         footer = FOOTER.build({
             "metadata_location": location(seg, meta_off), "index_location": location(seg, idx_off),
             "digests_location": location(seg, dig_off), "chunk_count": len(self._index),

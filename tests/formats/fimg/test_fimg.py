@@ -278,6 +278,30 @@ def test_structure_damage_is_reported(tmp_path):
         assert [f.chunk for f in faults if f.kind == FaultKind.CHECKSUM] == [victim]
 
 
+def test_range_proof_uses_the_stored_tree_level(tmp_path):
+    data = _media(600_000, seed=5)
+    res = _write(tmp_path / "t.fimg", data)
+    path = res.paths[0]
+    with forensimg.open(path) as img:
+        lvl, nodes = img._top  # type: ignore[attr-defined]
+        n = img.chunk_count
+        assert lvl == n.bit_length() // 2 and len(nodes) == -(-n >> lvl)
+        assert img.prove_range(0, img.size) == ()
+        assert img.prove_range(CS * 7 + 1, CS * 9) == ()
+    # a tampered node: check_structure says so, proofs fall back to the digest table and still hold
+    raw = bytearray(path.read_bytes())
+    pos = raw.rfind(b"FTOP")
+    raw[pos + 64 + 5] ^= 1
+    head = bytes(raw[pos : pos + 28]) + hashlib.sha256(bytes(raw[pos + 64 : pos + 64 + 32 * len(nodes)])).digest()
+    import zlib as _z
+
+    raw[pos : pos + 64] = head + struct.pack("<I", _z.crc32(head))
+    path.write_bytes(bytes(raw))
+    with forensimg.open(path) as img:
+        assert img.prove_range(0, img.size) == ()
+        assert [f.kind for f in img.check_structure()] == [FaultKind.MERKLE]
+
+
 def test_info_cli_says_incomplete(tmp_path, capsys):
     from forensimg.cli import main
 

@@ -44,6 +44,7 @@ def test_image_vector(name):
         assert got == exp["chunk_digests"]
         assert img.check_structure() == ()
         if exp["complete"]:
+            assert img._top is not None  # type: ignore[attr-defined]  # the stored tree level (spec §5.5a)
             assert img.info.details["merkle_root"] == exp["merkle_root"]
             assert img.prove_range(0, img.size) == ()
             assert [p.name for p in img.info.segments] == exp["segments"]
@@ -97,7 +98,7 @@ def test_record_vectors():
 def test_spec_documents_every_structure():
     spec = (ROOT / "formats" / "fimg" / "spec.md").read_text()
     for needle in ("FIMG\\r\\n\\x1a\\n", "FCHK", "FCKP", "FMET", "FIDX", "FDIG", "FIMGEND", "| Offset | Size | Type |",
-                   "0x00", "0x01", "RFC 9162", "must reject", "seal"):
+                   "0x00", "0x01", "RFC 9162", "must reject", "seal", "FTOP"):
         assert needle.lower() in spec.lower(), needle
 
 
