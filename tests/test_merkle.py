@@ -110,3 +110,22 @@ def test_image_root_same_for_raw_and_e01_and_fimg(tmp_path):
     assert stored == expect.hex()
     with forensimg.open(tmp_path / "m.raw") as img, pytest.raises(ValueError):
         image_root(img, 1000)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 8, 9, 31, 40])
+def test_stored_level_nodes_lead_to_the_root(n):
+    from forensimg.merkle import level_nodes, root_from_nodes, top_level, tree_levels_from_nodes
+
+    d = LEAVES[:n]
+    for lvl in range(0, 7):
+        nodes = level_nodes(d, lvl)
+        assert len(nodes) == (-(-n >> lvl) if n else 0)
+        assert root_from_nodes(nodes) == _mth(d)
+        if n:  # a leaf's path = its path inside its block + its block's path in the tree above the nodes
+            top = tree_levels_from_nodes(nodes)
+            for i in range(n):
+                j = i >> lvl
+                block = tree_levels(d[j << lvl : min((j + 1) << lvl, n)])
+                path = audit_path(block, i - (j << lvl)) + audit_path(top, j)
+                assert path == _path(i, d) and verify_path(d[i], i, n, path, _mth(d))
+    assert top_level(n) == max(1, n).bit_length() // 2
