@@ -60,7 +60,7 @@ from forensimg.formats.fimg.layout import (
 from forensimg.formats.fimg.structs import CHECKPOINT_FIXED, FOOTER, HEADER, RANGE_PAIR
 from forensimg.hashing import MultiHasher
 from forensimg.image import CaseInfo, Range, SourceInfo, merge_ranges
-from forensimg.merkle import level_nodes, merkle_root, top_level
+from forensimg.merkle import level_nodes, root_from_nodes, top_level
 from forensimg.records import fsync_dir
 from forensimg.streams import SegmentSet
 from forensimg.writer import ImageWriter, WriteResult
@@ -492,7 +492,9 @@ class FimgWriter(ImageWriter):
         self._unreadable = list(unreadable)
         self._checkpoint(durable=True)
         leaves = [bytes(self._digests[i : i + 32]) for i in range(0, len(self._digests), 32)]
-        root = merkle_root(leaves)
+        lvl = top_level(len(leaves))
+        nodes = level_nodes(leaves, lvl)  # stored after the digest table (spec §5.5a)
+        root = root_from_nodes(nodes)
         meta = json.dumps(
             self._metadata(final=True, hashes=hashes, unreadable=unreadable, root=root), sort_keys=True
         ).encode("utf-8")
@@ -507,8 +509,7 @@ class FimgWriter(ImageWriter):
         dig_off = self._append(pack_record(T_DIGESTS, len(self._index), len(dig), dig_digest), dig)
         # the nodes of one tree level right after the digest table, so that a range proof needs only the
         # leaves of the blocks it touches (spec §5.5)
-        lvl = top_level(len(self._index))
-        top = b"".join(level_nodes(leaves, lvl))
+        top = b"".join(nodes)
         self._append(pack_record(T_TOP, lvl, len(top), hashlib.sha256(top).digest()), top)
         footer = FOOTER.build({
             "metadata_location": location(seg, meta_off), "index_location": location(seg, idx_off),
