@@ -539,8 +539,12 @@ class FimgImage(Image):
                                         expected=self._leaves[32 * i : 32 * i + 32].hex(),
                                         found=bytes(w.digests[32 * i : 32 * i + 32]).hex()))
         leaves = self._leaf_digests()
-        root = merkle_root(leaves)
-        if self._top is not None and level_nodes(leaves, self._top[0]) != self._top[1]:
+        if self._top is not None:  # one pass: the stored level's nodes from the leaves, then the root
+            nodes = level_nodes(leaves, self._top[0])
+            root = root_from_nodes(nodes)
+        else:
+            nodes, root = None, merkle_root(leaves)
+        if self._top is not None and nodes != self._top[1]:
             faults.append(Fault(FaultKind.MERKLE, "fimg stored tree level (FTOP) differs from the digest table",
                                 segment=last))
         if root != f.merkle_root:
