@@ -18,6 +18,7 @@ examiner to find the fault. Each class carries the CLI exit code it maps to (see
     │   ├── SourceReadError                 (also OSError) a read of the source failed at an offset
     │   └── WriteBlockError        exit 5   a safeguard refused the operation (mounted, same device, ...)
     ├── IntegrityError             exit 1   verification found a mismatch or a corrupt chunk
+    │   └── RestoreStoppedError    exit 1   a restore stopped before writing a chunk failing its check
     ├── NoReferenceError           exit 4   nothing to verify against
     ├── CustodyError               exit 1   the custody log's hash chain is broken
     └── MountError                          a FUSE mount could not be made or removed
@@ -28,7 +29,7 @@ Not-found errors also subclass the builtin so that ``except FileNotFoundError`` 
 from __future__ import annotations
 
 import os
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "ChecksumError",
@@ -42,6 +43,7 @@ __all__ = [
     "MissingSegmentError",
     "MountError",
     "NoReferenceError",
+    "RestoreStoppedError",
     "SourceError",
     "SourceReadError",
     "UnsupportedFormatError",
@@ -214,6 +216,27 @@ class IntegrityError(Error):
     """Verification found a mismatch or corrupt data."""
 
     exit_code: ClassVar[int] = 1
+
+
+class RestoreStoppedError(IntegrityError):
+    """A chunk failed its check; the restore stopped before writing it (exit 1).
+
+    Attributes:
+        result: what was done up to the stop (a :class:`forensimg.restore.RestoreResult` with
+            ``status == "stopped"``; its ``faults`` hold the chunk). Typed ``Any`` here so that this
+            module imports nothing of the library.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        result: Any,
+        path: str | os.PathLike[str] | None = None,
+        offset: int | None = None,
+    ) -> None:
+        super().__init__(message, path=path, offset=offset)
+        self.result = result
 
 
 class NoReferenceError(Error):

@@ -44,7 +44,13 @@ from typing import Any
 
 from forensimg._version import __version__
 from forensimg.custody import CustodyLog, default_log_path
-from forensimg.errors import CustodyError, IntegrityError, UsageError, WriteBlockError, WriteError
+from forensimg.errors import (
+    CustodyError,
+    RestoreStoppedError,
+    UsageError,
+    WriteBlockError,
+    WriteError,
+)
 from forensimg.hashing import DEFAULT_HASHES, MultiHasher, normalize_algorithms
 from forensimg.image import Fault, Image, Range, merge_ranges
 
@@ -303,20 +309,6 @@ class RestoreResult:
         if report_path:
             lines += ["", f"Report: {report_path}"]
         return "\n".join(lines) + "\n"
-
-
-class RestoreStoppedError(IntegrityError):
-    """A chunk failed its check; the restore stopped before writing it (exit 1).
-
-    Attributes:
-        result: what was done up to the stop (``status == "stopped"``; ``faults`` holds the chunk).
-    """
-
-    def __init__(
-        self, message: str, *, result: RestoreResult, path: str | None = None, offset: int | None = None
-    ) -> None:
-        super().__init__(message, path=path, offset=offset)
-        self.result = result
 
 
 # -- the destination ----------------------------------------------------------------------------------

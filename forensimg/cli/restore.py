@@ -15,9 +15,10 @@ from typing import Any
 import click
 
 from forensimg.cli._common import Ctx, emit_json, json_option, pass_ctx, record_custody
+from forensimg.errors import RestoreStoppedError
 from forensimg.records import atomic_write
 from forensimg.registry import open as open_image
-from forensimg.restore import RestoreResult, RestoreStoppedError, restore
+from forensimg.restore import RestoreResult, restore
 
 
 def default_report_path(image: Path, now: datetime | None = None) -> Path:

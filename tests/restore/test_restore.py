@@ -17,10 +17,10 @@ import pytest
 import forensimg
 from forensimg.cli import main
 from forensimg.custody import CustodyLog
-from forensimg.errors import ChecksumError, WriteBlockError
+from forensimg.errors import ChecksumError, RestoreStoppedError, WriteBlockError
 from forensimg.formats.raw import RawImage
 from forensimg.image import Image, Range, SourceInfo
-from forensimg.restore import RestoreStoppedError, restore
+from forensimg.restore import restore
 from tests.helpers import TESTDATA, canonical, manifest, run
 from tests.restore.loopdev import loop_device, make_backing, mounted, needs_loop, pattern_bytes, read_device
 
@@ -314,6 +314,11 @@ def test_corrupt_chunk_stops_before_writing_it(tmp_path):
     with loop_device(backing) as dev, _Damaged(image, bad_chunk=5) as img:
         with pytest.raises(RestoreStoppedError) as ei:
             restore(img, dev, confirm=dev, block_size=3 * 65536)
+        # one exception tree: the class lives in forensimg.errors, the old name still imports
+        import forensimg.restore
+
+        assert forensimg.restore.RestoreStoppedError is RestoreStoppedError
+        assert isinstance(ei.value, forensimg.errors.IntegrityError) and ei.value.exit_code == 1
         res = ei.value.result
         assert res.status == "stopped" and res.bytes_written == 5 * 65536
         assert res.faults[0].chunk == 5 and res.faults[0].media == Range(5 * 65536, 6 * 65536)
