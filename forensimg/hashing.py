@@ -152,6 +152,26 @@ class MultiHasher:
         """Finish and return lower-case hex digests keyed by algorithm."""
         return {k: v.hex() for k, v in self.digests().items()}
 
+    def digests_with_suffix(self, suffix: bytes | bytearray | memoryview) -> dict[str, bytes]:
+        """Raw digests of (everything given so far + ``suffix``), without feeding ``suffix`` for good.
+
+        Finishes the hasher like :meth:`digests` (whose plain digests stay available), then hashes the
+        suffix on a copy of each algorithm's state: e.g. the hashes of the media as a format that stores
+        whole sectors holds it, zero-padded, beside the hashes of the exact media, from one read.
+        """
+        self.digests()
+        states = [w.h for w in self._workers] if self._threaded else self._plain
+        out: dict[str, bytes] = {}
+        for h in states:
+            c = h.copy()
+            c.update(suffix)
+            out[h.name] = c.digest()
+        return {a: out[a] for a in self.algorithms}
+
+    def hexdigests_with_suffix(self, suffix: bytes | bytearray | memoryview) -> dict[str, str]:
+        """Hex form of :meth:`digests_with_suffix`."""
+        return {k: v.hex() for k, v in self.digests_with_suffix(suffix).items()}
+
     def close(self) -> None:
         """Stop the threads without needing the result."""
         if self._result is None:

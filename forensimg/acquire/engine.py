@@ -10,7 +10,9 @@ Read errors: a failed block read is retried ``retries`` times, then split in hal
 sectors, read with ``O_DIRECT`` into aligned buffers, so that only the truly unreadable sectors are lost.
 Those are zero-filled, given to every writer with :meth:`~forensimg.writer.ImageWriter.mark_unreadable`
 and returned with their errno. The whole-media hashes cover the data *as stored*: zero-filled sectors
-included (as EnCase and ewfacquire do).
+included (as EnCase and ewfacquire do). A source that ends inside a sector is hashed exactly; only a
+writer whose format stores whole sectors (E01) pads it, and that copy alone gets the hashes of its
+padded media (computed from the same one read).
 
 Several writers (mirroring): one writer that raises :class:`~forensimg.errors.WriteError` is aborted
 (a fimg target stays resumable), its failure is recorded with the media offset, and the others go on.
@@ -131,6 +133,8 @@ class TargetOutcome:
         error: why it failed (``None`` if it did not).
         failed_at: media offset where it failed.
         state: ``finished``, ``failed``, ``aborted`` (interrupted) or ``open``.
+        stored_hashes: the whole-media hashes given to this writer: those of the media as it stores
+            it (the exact media, or the media zero-padded to a whole sector for E01).
     """
 
     writer: ImageWriter
@@ -140,9 +144,16 @@ class TargetOutcome:
     failed_at: int | None = None
     state: str = "open"
     errno: int | None = None
+    stored_hashes: dict[str, str] | None = None
+
+    @property
+    def padded_bytes(self) -> int:
+        """Zero bytes this copy appended to store whole sectors (0 when it holds the exact media)."""
+        return self.result.padded_bytes if self.result is not None else 0
 
     def to_dict(self, sector_size: int = 512) -> dict[str, Any]:
-        """JSON form."""
+        """JSON form: ``padded_bytes``, ``stored_size`` and ``hashes`` describe the media as this copy stores it."""
+        r = self.result
         return {
             "path": str(self.path),
             "format": self.writer.format,
@@ -150,7 +161,14 @@ class TargetOutcome:
             "error": self.error,
             "failed_at": self.failed_at,
             "written": self.writer.position,
-            "result": self.result.to_dict(sector_size) if self.result else None,
+            "padded": bool(r and r.padded_bytes),
+            "padded_bytes": r.padded_bytes if r else 0,
+            "stored_size": r.size if r else None,
+            "hashes": dict(r.hashes) if r else None,
+            "hashes_cover": None if r is None else (
+                f"the media zero-padded with {r.padded_bytes} bytes to a whole {self.writer.sector_size}-byte "
+                "sector, as this format stores it" if r.padded_bytes else "the exact media"),
+            "result": r.to_dict(sector_size) if r else None,
         }
 
 
@@ -177,7 +195,10 @@ class AcquisitionResult:
         offset: first source byte acquired.
         size: media bytes acquired (read or zero-filled).
         sector_size: the sector size used for LBAs.
-        hashes: whole-media hashes of the data as stored (``{}`` if interrupted).
+        hashes: whole-media hashes of the exact media acquired, ``size`` bytes, unreadable sectors
+            zero-filled (``{}`` if interrupted). A copy in a format that stores whole sectors only (E01)
+            is zero-padded to the next sector and stores the hashes of its padded media: see each
+            target's ``padded_bytes`` and ``stored_hashes``.
         unreadable: unreadable ranges, media offsets, with errno.
         targets: one outcome per writer, in order.
         started_at, finished_at: UTC times.
@@ -200,7 +221,6 @@ class AcquisitionResult:
     read_retries: int = 0
     expected_size: int | None = None
     verification: list[VerifyOutcome] = field(default_factory=list)
-    padded_bytes: int = 0
 
     @property
     def complete(self) -> bool:
@@ -209,7 +229,7 @@ class AcquisitionResult:
             not self.interrupted
             and bool(self.targets)
             and all(t.state == "finished" for t in self.targets)
-            and (self.expected_size is None or self.size - self.padded_bytes == self.expected_size)
+            and (self.expected_size is None or self.size == self.expected_size)
         )
 
     @property
@@ -235,11 +255,11 @@ class AcquisitionResult:
             "interrupted": self.interrupted,
             "resumed_from": self.resumed_from,
             "hashes": dict(self.hashes),
-            "hashes_cover": "the data as stored; unreadable sectors zero-filled",
+            "hashes_cover": "the exact media acquired (size bytes); unreadable sectors zero-filled; a target padded"
+                            " to a whole sector stores its own hashes (see targets[].hashes)",
             "unreadable": [r.to_dict(ss) for r in self.unreadable],
             "unreadable_sectors": sum(-(-r.length // ss) for r in self.unreadable),
             "read_retries": self.read_retries,
-            "padded_bytes": self.padded_bytes,
             "targets": [t.to_dict(ss) for t in self.targets],
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
@@ -436,7 +456,8 @@ def acquire(
             prefix is re-read from the source to compute the whole-media hashes, not written again).
         on_progress: called with a :class:`Progress` after each block.
         on_target_failed: called when a writer fails mid-way.
-        finalize: close the writers at the end (else the caller closes them).
+        finalize: close the writers at the end (else the caller closes them, after giving each one
+            its ``TargetOutcome.stored_hashes`` with ``set_hashes``).
         stop: when set (e.g. by a SIGINT handler), the acquisition stops between two blocks exactly as
             on ``KeyboardInterrupt`` — the safe way to interrupt: no exception lands inside a writer.
 
@@ -540,21 +561,6 @@ def acquire(
             if not live:
                 break
         res.read_retries += rd.retried
-        # A format that stores whole sectors only (E01) would pad by itself at close, after our hashes:
-        # pad here instead, for every writer and the hashes alike, so all copies hold the same media.
-        if live and done % ss and any(t.writer.requires_whole_sectors for t in live):
-            pad = bytes(ss - done % ss)
-            hasher.update(pad)
-            for t in list(live):
-                try:
-                    t.writer.write(pad)
-                except (WriteError, OSError) as exc:
-                    _fail(t, exc, done)
-                    live.remove(t)
-                    if first_error is None:
-                        first_error = exc if isinstance(exc, WriteError) else WriteError(str(exc), path=t.path)
-            res.padded_bytes = len(pad)
-            done += len(pad)
         res.size = done
         res.unreadable = _merge_unreadable(res.unreadable)
         if not live:
@@ -563,11 +569,24 @@ def acquire(
             res.finished_at = datetime.now(UTC)
             assert first_error is not None
             raise first_error
+        # The acquisition's media hashes cover the exact media. A format that stores whole sectors only
+        # (E01) pads the last partial sector with zeros at close: that copy gets the hashes of the media
+        # as it stores it (from the same one read, see MultiHasher.digests_with_suffix); the others hold
+        # the exact bytes and get the exact hashes.
         res.hashes = hasher.hexdigests()
+        stored_hashes: dict[int, dict[str, str]] = {}
+        for t in live:
+            pad = _padding(t.writer, done)
+            if pad:
+                if pad not in stored_hashes:
+                    stored_hashes[pad] = hasher.hexdigests_with_suffix(bytes(pad))
+                t.stored_hashes = stored_hashes[pad]
+            else:
+                t.stored_hashes = res.hashes
         if finalize:
             for t in live:
                 try:
-                    t.writer.set_hashes(res.hashes)
+                    t.writer.set_hashes(t.stored_hashes or res.hashes)
                     t.result = t.writer.close()
                     t.state = "finished"
                 except (WriteError, OSError) as exc:
@@ -599,6 +618,13 @@ def acquire(
             r_.join(timeout=5)
         res.finished_at = res.finished_at or datetime.now(UTC)
     return res
+
+
+def _padding(writer: ImageWriter, size: int) -> int:
+    """Zero bytes ``writer`` will append at close to store ``size`` media bytes as whole sectors."""
+    if not writer.requires_whole_sectors or size % writer.sector_size == 0:
+        return 0
+    return writer.sector_size - size % writer.sector_size
 
 
 def _fail(t: TargetOutcome, exc: BaseException, pos: int) -> None:

@@ -26,7 +26,8 @@ from forensimg.records import atomic_write
 
 __all__ = ["AcquisitionReport", "report_paths", "segment_hashes"]
 
-HASH_NOTE = "computed over the data as stored; unreadable sectors zero-filled"
+HASH_NOTE = ("computed over the data as stored (unreadable sectors zero-filled), exactly the bytes acquired;"
+             " a copy padded to a whole sector stores the hashes of its padded media (see Targets)")
 
 
 def report_paths(target: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -165,9 +166,13 @@ class AcquisitionReport:
         if r:
             w(f"Bytes read:            {r.get('size', 0)}" + (
                 f" of {r['expected_size']}" if r.get("expected_size") not in (None, r.get("size")) else ""))
-            if r.get("padded_bytes"):
-                w(f"Padded:                {r['padded_bytes']} zero bytes to a whole sector (the format stores"
-                  " whole sectors; hashes include them)")
+            padded = [t for t in r.get("targets", []) if t.get("padded_bytes")]
+            if padded:
+                w(f"Padded:                {len(padded)} copy(ies) padded to a whole sector (the format stores"
+                  " whole sectors only; see Targets); the hashes below cover the exact media")
+            elif r.get("size") and r.get("sector_size") and r["size"] % r["sector_size"]:
+                w(f"Padded:                no copy (the media ends inside a {r['sector_size']}-byte sector;"
+                  " every copy holds the exact bytes)")
             if r.get("resumed_from"):
                 w(f"Resumed from:          media offset {r['resumed_from']}")
             if r.get("interrupted"):
@@ -189,6 +194,16 @@ class AcquisitionReport:
         for t in r.get("targets", []):
             w(f"{t['path']} ({t['format']}): {t['state']}" + (
                 f" — failed at media offset {t['failed_at']}: {t['error']}" if t.get("error") else ""))
+            if t.get("stored_size") is not None:
+                if t.get("padded_bytes"):
+                    w(f"    stores {t['stored_size']} bytes: PADDED with {t['padded_bytes']} zero bytes to a whole"
+                      f" sector (the {t['format']} format stores whole sectors only); its stored hashes cover"
+                      " the padded media:")
+                    for alg, hexd in (t.get("hashes") or {}).items():
+                        w(f"        {alg.upper() + ':':<8}{hexd}")
+                else:
+                    w(f"    stores {t['stored_size']} bytes: the exact media, not padded; its stored hashes are"
+                      " the media hashes above")
             for s in self.segments.get(t["path"], []):
                 w(f"    {s['path']}  {s['size']} bytes  sha256 {s['sha256']}")
         w("")

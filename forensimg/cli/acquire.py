@@ -469,4 +469,8 @@ def _summary(res: Any, status: str, txt: Path) -> None:
         for t in res.targets:
             state = t.state + (f" at media offset {t.failed_at}: {t.error}" if t.state == "failed" else "")
             echo(f"  copy {t.path} ({t.writer.format}): {state}")
+    for t in res.targets:
+        if t.padded_bytes:
+            echo(f"  {t.path}: padded with {t.padded_bytes} zero bytes to a whole sector ({t.writer.format}"
+                 " stores whole sectors); its stored hashes cover the padded media (see the report)")
     echo(f"  report: {txt}")

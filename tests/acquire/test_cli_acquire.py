@@ -115,13 +115,15 @@ def test_stdin_stream_of_unknown_size(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         res = json.loads(proc.stdout)
         media = _media(out)
-        padded = data + bytes(res["padded_bytes"])
-        assert media == padded
-        if ext == "raw":
-            assert res["padded_bytes"] == 0 and res["size"] == len(data)
-        elif ext == "E01":  # E01 stores whole sectors: padded by the engine so hashes and media agree
-            assert len(media) % 512 == 0
-        assert res["hashes"]["sha256"] == hashlib.sha256(media).hexdigest()
+        t = res["targets"][0]
+        padded = data + bytes(t["padded_bytes"])
+        assert media == padded and t["stored_size"] == len(media)
+        assert res["size"] == len(data) and res["hashes"]["sha256"] == hashlib.sha256(data).hexdigest()
+        if ext == "E01":  # E01 stores whole sectors: padded in that copy, which stores its padded hashes
+            assert len(media) % 512 == 0 and t["padded_bytes"] == 512 - len(data) % 512
+        else:
+            assert t["padded_bytes"] == 0
+        assert t["hashes"]["sha256"] == hashlib.sha256(media).hexdigest()
         assert res["expected_size"] is None and res["complete"]
 
 

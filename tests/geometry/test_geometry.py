@@ -88,18 +88,24 @@ def test_size_not_a_multiple_of_the_sector_size(tmp_path, capsys, fmt):
     d = json.loads(capsys.readouterr().out)
     report = Path(str(target) + ".txt").read_text()
     first = Path(d["targets"][0]["result"]["paths"][0])
+    # the acquisition is recorded and hashed exactly, whatever the format
+    assert d["size"] == 1_000_003 and d["hashes"]["sha256"] == hashlib.sha256(data).hexdigest()
+    t = d["targets"][0]
     if fmt == "ewf":
-        # E01 stores whole sectors: 445 zero bytes appended, hashes over the padded media, and said so
-        assert d["padded_bytes"] == 445 and d["size"] == 1_000_448
+        # E01 stores whole sectors: 445 zero bytes appended in that copy only, which stores the hashes of
+        # its padded media, and the report says so
         padded = data + bytes(445)
-        assert d["hashes"]["sha256"] == hashlib.sha256(padded).hexdigest()
-        assert "pad" in report.lower() and "445" in report
+        assert t["padded"] and t["padded_bytes"] == 445 and t["stored_size"] == 1_000_448
+        assert t["hashes"]["sha256"] == hashlib.sha256(padded).hexdigest()
+        assert "PADDED with 445 zero bytes" in report
         with forensimg.open(first) as img:
             assert img.size == 1_000_448
+            assert img.info.stored_hashes["md5"] == hashlib.md5(padded).hexdigest()
             assert hash_image(img, ("sha256",))["sha256"] == hashlib.sha256(padded).hexdigest()
     else:
-        assert d["padded_bytes"] == 0 and d["size"] == 1_000_003
-        assert d["hashes"]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert not t["padded"] and t["padded_bytes"] == 0 and t["stored_size"] == 1_000_003
+        assert t["hashes"] == d["hashes"]
+        assert "the exact media, not padded" in report
         with forensimg.open(first) as img:
             assert img.size == 1_000_003
             assert hash_image(img, ("sha256",))["sha256"] == hashlib.sha256(data).hexdigest()
@@ -116,7 +122,7 @@ def test_acquire_big_sector_device_then_restore_to_big_sector_device(tmp_path, c
     target = tmp_path / "ev.E01"
     assert main(["--no-custody", "acquire", dev, str(target), "--json", "-q", "--restore-rw"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["sector_size"] == sector and d["padded_bytes"] == 0
+    assert d["sector_size"] == sector and d["targets"][0]["padded_bytes"] == 0
     assert d["hashes"]["md5"] == hashlib.md5(data).hexdigest()
     with forensimg.open(target) as img:
         assert img.sector_size == sector
