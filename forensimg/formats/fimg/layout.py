@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+import threading
 import zlib
 from collections.abc import Callable
 from functools import cache
@@ -246,13 +247,19 @@ def _glob_escape(s: str) -> str:
 
 # -- chunk decoding (spec §4.2, §8) -------------------------------------------------------------------
 
+_tls = threading.local()
+
+
 def _zstd_decompress(data: bytes | memoryview, n: int) -> bytes:
     # A frame that declares its content size is decoded into a buffer of that size: check it first, so a
     # hostile frame cannot make us allocate more than the chunk (spec §8).
     declared = zstandard.frame_content_size(data)
     if declared not in (-1, n):
         raise ValueError(f"zstd frame declares {declared} bytes")
-    out: bytes = zstandard.ZstdDecompressor().decompress(data, max_output_size=n, allow_extra_data=False)
+    dec = getattr(_tls, "zstd", None)
+    if dec is None:  # a decompressor is not thread-safe, and making one costs as much as decoding a chunk
+        dec = _tls.zstd = zstandard.ZstdDecompressor()
+    out: bytes = dec.decompress(data, max_output_size=n, allow_extra_data=False)
     return out
 
 
