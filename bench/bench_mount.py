@@ -4,7 +4,8 @@
 Usage (as root, with fuse3 and ewf-tools installed)::
 
     python bench/bench_mount.py [--size 256M] [--seed 1] [--reads 20000] [--threads 1,4] [--repeat 3]
-                                [--modes direct,buffered] [--also="OPTIONS"]... [--json-out FILE]
+                                [--modes direct,buffered] [--also="OPTIONS"]... [--callgrind N]
+                                [--json-out FILE]
 
 1. Input: ``bench/gen_input.py`` output (40 % zero, 30 % random, 30 % compressible), written to
    ``bench/out/mount-input-<size>-s<seed>.bin`` and reused when present.
@@ -19,6 +20,8 @@ Usage (as root, with fuse3 and ewf-tools installed)::
    cache never answers), ``buffered`` without it (repeated pages, and whatever the kernel reads ahead,
    come from the page cache, for both mounts alike). The digest of the bytes read must be equal for
    every mount. Each round is a fresh mount, so no side starts with a warm chunk or page cache.
+   ``--callgrind N`` instead counts the user-space instructions per read of each server over N
+   ``O_DIRECT`` reads under valgrind's callgrind (deterministic; leaves out the kernel).
    ``--also="OPTIONS"`` adds a row for ``forensimg mount OPTIONS`` (e.g. the hidden A/B switches
    ``--mfusepy-read``, ``--no-prefault``), repeatable.
 5. CPU: user + system CPU time of the serving process during the reads (``/proc/PID/stat``), per read;
@@ -171,6 +174,61 @@ def random_reads(path: Path, offsets: list[int], threads: int, direct: bool = Tr
     return dt, h.hexdigest()
 
 
+def callgrind_counts(e01: Path, offsets: list[int], extra: list[str]) -> dict[str, float]:
+    """User-space instructions per O_DIRECT read of each serving process, counted by valgrind's callgrind.
+
+    Each server runs in the foreground under ``valgrind --tool=callgrind``; once its media file appears
+    the counters are zeroed (``callgrind_control -z``), the reads are made, and the counters dumped
+    (``callgrind_control -d``): the dump holds the reads only. Deterministic, unlike CPU time on a
+    shared machine; it leaves out the kernel.
+    """
+    servers: dict[str, tuple[list[str], str]] = {
+        "forensimg mount": ([sys.executable, "-m", "forensimg", "--no-custody", "mount", "--foreground"], "disk.raw"),
+        **{f"forensimg mount {x}": ([sys.executable, "-m", "forensimg", "--no-custody", "mount", "--foreground",
+                                     *x.split()], "disk.raw") for x in extra},
+        "ewfmount": (["ewfmount", "-v"], "ewf1"),
+    }  # fmt: skip
+    result: dict[str, float] = {}
+    for name, (cmd, media_name) in servers.items():
+        mp = OUT / f"mnt-bench-callgrind-{os.getpid()}"
+        mp.mkdir(exist_ok=True)
+        out = OUT / f"callgrind-{os.getpid()}.out"
+        for old in OUT.glob(out.name + "*"):
+            old.unlink()
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd, str(e01), str(mp)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+        )  # fmt: skip
+        try:
+            media = mp / media_name
+            end = time.monotonic() + 300
+            while not media.exists():
+                if proc.poll() is not None or time.monotonic() > end:
+                    raise SystemExit(f"{name} did not come up under valgrind")
+                time.sleep(0.2)
+            subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
+            random_reads(media, offsets, 1)
+            subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
+        finally:
+            _unmount(mp)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            try:
+                mp.rmdir()
+            except OSError:
+                pass
+        dump = Path(f"{out}.1")
+        summary = next(line for line in dump.read_text().splitlines() if line.startswith("summary:"))
+        result[name] = int(summary.split()[1]) / len(offsets)
+        for f in OUT.glob(out.name + "*"):
+            f.unlink()
+        print(f"callgrind {name}: {result[name]:,.0f} instructions per read", flush=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="256M")
@@ -180,6 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--modes", default="direct,buffered", help="direct (O_DIRECT) and/or buffered reads")
     ap.add_argument("--also", action="append", default=[], help="another forensimg mount row with these options")
+    ap.add_argument(
+        "--callgrind",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: count user-space instructions per read over N O_DIRECT reads (valgrind)",
+    )
     ap.add_argument("--json-out", default=None)
     a = ap.parse_args(argv)
     if os.geteuid() != 0 or not shutil.which("ewfmount") or not shutil.which("fusermount3"):
@@ -189,6 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     rnd = random.Random(a.seed)
     offsets = [rnd.randrange(0, size // PAGE) * PAGE for _ in range(a.reads)]
     e01.read_bytes()  # warm the page cache for the image file itself, same for both
+    if a.callgrind:
+        if not shutil.which("valgrind"):
+            raise SystemExit("--callgrind needs valgrind")
+        counts = callgrind_counts(e01, offsets[: a.callgrind], a.also)
+        if a.json_out:
+            Path(a.json_out).write_text(json.dumps({"benchmark": "bench_mount callgrind", "reads": a.callgrind,
+                                                    "instructions_per_read": counts}, indent=2) + "\n")  # fmt: skip
+        return 0
     mounters: dict[str, Callable[[Path, Path], Path]] = {
         "forensimg mount": mount_forensimg,
         "forensimg mount --multi-threaded": lambda e, m: mount_forensimg(e, m, "--multi-threaded"),
