@@ -138,6 +138,17 @@ class ImageWriter:
         return self._pos
 
     @property
+    def media_stored(self) -> int:
+        """Media bytes handed to the output files so far without an error.
+
+        After a :class:`~forensimg.errors.WriteError` it is the first media offset that did not reach
+        the output: the target holds ``[0, media_stored)`` (before any checkpoint or finish). Formats
+        that write in pieces or buffer chunks override it; the default is :attr:`position` (what
+        :meth:`write` took).
+        """
+        return self._pos
+
+    @property
     def closed(self) -> bool:
         """True after close or abort."""
         return self._result is not None or self._aborted

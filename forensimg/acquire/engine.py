@@ -131,7 +131,8 @@ class TargetOutcome:
         path: its output path.
         result: the finished image (``None`` unless it was closed).
         error: why it failed (``None`` if it did not).
-        failed_at: media offset where it failed.
+        failed_at: exact media offset where it stopped (the target holds ``[0, failed_at)``).
+        block_at: media offset of the read block whose write failed (``failed_at`` lies inside it).
         state: ``finished``, ``failed``, ``aborted`` (interrupted) or ``open``.
         stored_hashes: the whole-media hashes given to this writer: those of the media as it stores
             it (the exact media, or the media zero-padded to a whole sector for E01).
@@ -145,6 +146,7 @@ class TargetOutcome:
     state: str = "open"
     errno: int | None = None
     stored_hashes: dict[str, str] | None = None
+    block_at: int | None = None
 
     @property
     def padded_bytes(self) -> int:
@@ -160,6 +162,7 @@ class TargetOutcome:
             "state": self.state,
             "error": self.error,
             "failed_at": self.failed_at,
+            "failed_block_at": self.block_at,
             "written": self.writer.position,
             "padded": bool(r and r.padded_bytes),
             "padded_bytes": r.padded_bytes if r else 0,
@@ -628,15 +631,27 @@ def _padding(writer: ImageWriter, size: int) -> int:
 
 
 def _fail(t: TargetOutcome, exc: BaseException, pos: int) -> None:
+    """Record a failed target and abort it.
+
+    ``failed_at`` is the exact media offset where the target stopped: the writer's
+    :attr:`~forensimg.writer.ImageWriter.media_stored` once aborted (the target holds ``[0, failed_at)``;
+    inside the block that failed, to the byte for raw, to the chunk for fimg), else ``pos``, the start
+    of the block whose write failed.
+    """
     t.state = "failed"
     t.error = str(exc)
     t.errno = getattr(exc, "errno", None)
-    t.failed_at = pos
-    log.warning("target %s failed at media offset %d: %s", t.path, pos, exc)
     try:
         t.writer.abort()
     except Exception as abort_exc:  # the writer is already broken; keep the first error
         log.warning("abort of %s failed: %s", t.path, abort_exc)
+    try:
+        stored = int(t.writer.media_stored)
+    except Exception:  # a writer broken beyond telling
+        stored = pos
+    t.failed_at = stored
+    t.block_at = pos
+    log.warning("target %s failed at media offset %d (block at %d): %s", t.path, stored, pos, exc)
 
 
 def verify_targets(

@@ -217,6 +217,7 @@ class RawWriter(ImageWriter):
         self._paths: list[Path] = []
         self._fd: int | None = None
         self._seg_written = 0
+        self._stored = 0
         self._open_next()
 
     def _final_path(self, index: int) -> Path:
@@ -261,12 +262,18 @@ class RawWriter(ImageWriter):
                     n = os.write(self._fd, piece)
                     piece = piece[n:]
                     self._seg_written += n
+                    self._stored += n
                     view = view[n:]
             except OSError as exc:
                 p = self._paths[-1]
                 raise WriteError(
                     f"cannot write '{p}.partial': {exc.strerror}", path=p, offset=self._seg_written, errno_=exc.errno
                 ) from None
+
+    @property
+    def media_stored(self) -> int:
+        """Media bytes the OS accepted (a short write before ENOSPC counts to the byte)."""
+        return self._stored
 
     def _finalize(self, hashes: Mapping[str, str], unreadable: tuple[Range, ...]) -> WriteResult:
         self._sync_close()

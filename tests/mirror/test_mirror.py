@@ -80,32 +80,52 @@ def test_one_copy_fills_its_disk_the_other_completes_then_resume(tmp_path, capsy
     small = loop_factory.mount(dev, tmp_path / "small")
     filler = small / "filler"
     free = os.statvfs(small).f_bavail * os.statvfs(small).f_frsize
-    filler.write_bytes(bytes(free - (5 << 20)))  # about 5 MiB left for a 12 MiB copy
+    filler.write_bytes(bytes(free - (19 << 19)))  # about 9.5 MiB left for two 12 MiB copies
     big = tmp_path / "big"
     big.mkdir()
-    full, failing = big / "ev.fimg", small / "ev.fimg"
-    rc = main(["--no-custody", "acquire", str(src), str(full), "--mirror", str(failing), "--json", "-q",
-               "--block-size", "256K", "--checkpoint", "256K"])
+    full, failing, failing_raw = big / "ev.fimg", small / "ev.fimg", small / "ev.raw"
+    rc = main(["--no-custody", "acquire", str(src), str(full), "--mirror", str(failing_raw),
+               "--mirror", str(failing), "--json", "-q", "--checkpoint", "256K", "--hash", "sha256"])
     d = json.loads(capsys.readouterr().out)
     assert rc == 6, d  # finished, but a copy is incomplete
-    ok, bad = d["targets"]
+    ok, bad_raw, bad = d["targets"]
     assert ok["state"] == "finished" and ok["path"] == str(full)
     assert bad["state"] == "failed" and bad["path"] == str(failing)
-    assert (2 << 20) < bad["failed_at"] < size - (2 << 20) and bad["failed_at"] % (256 << 10) == 0
-    assert "No space left" in bad["error"] or "ENOSPC" in bad["error"] or "space" in bad["error"].lower()
+    assert bad_raw["state"] == "failed" and bad_raw["path"] == str(failing_raw)
+    for t in (bad, bad_raw):
+        assert (1 << 20) < t["failed_at"] < size - (2 << 20)
+        assert "No space left" in t["error"] or "ENOSPC" in t["error"] or "space" in t["error"].lower()
+        # the exact offset where the copy stopped: inside the 4 MiB read block whose write failed (raw
+        # writes through), or before it (fimg still held chunks of earlier blocks in its pipeline)
+        assert t["failed_block_at"] % (4 << 20) == 0
+        assert t["failed_at"] < t["failed_block_at"] + (4 << 20)
+    assert bad_raw["failed_block_at"] <= bad_raw["failed_at"]
+    # raw: to the byte, what the partial file holds (the data before it is the source's)
+    partial = small / "ev.raw.partial"
+    assert bad_raw["failed_at"] == partial.stat().st_size
+    with open(partial, "rb") as f:
+        assert f.read() == data[: bad_raw["failed_at"]]
+    # fimg: to the chunk, not to the read block; the later resume starts at or before it
+    from forensimg.formats.fimg.layout import DEFAULT_CHUNK_SIZE
+
+    assert bad["failed_at"] % DEFAULT_CHUNK_SIZE == 0 and bad["failed_at"] > 0
     assert d["complete"] is False
     # the full copy verifies against its own stored hashes
     assert main(["--no-custody", "verify", str(full)]) == 0
     assert _media_sha256(full) == want
     report = (big / "ev.fimg.txt").read_text()
     assert f"failed at media offset {bad['failed_at']}" in report and str(failing) in report
+    assert f"failed at media offset {bad_raw['failed_at']}" in report
+    partial.unlink()
     # the failed fimg copy is completed later with --resume once there is room
     filler.unlink()
     capsys.readouterr()
     rc = main(["--no-custody", "acquire", str(src), str(failing), "--resume", "--json", "-q"])
-    d2 = json.loads(capsys.readouterr().out)
+    cap = capsys.readouterr()
+    assert cap.out, cap.err
+    d2 = json.loads(cap.out)
     assert rc == 0, d2
-    assert d2["resumed_from"] >= bad["failed_at"] - (1 << 20)  # from its last checkpoint, not from 0
+    assert 0 < d2["resumed_from"] <= bad["failed_at"]  # from its last checkpoint, not from 0
     assert _media_sha256(failing) == want
     assert d2["hashes"]["sha256"] == want
 

@@ -166,6 +166,8 @@ class FimgWriter(ImageWriter):
         self._buf = bytearray()
         self._iov: list[bytes] = []
         self._iov_len = 0
+        self._iov_marks: list[tuple[int, int]] = []  # (end of a chunk record within _iov, its media bytes)
+        self._flushed_media = 0  # media bytes of the chunk records the OS accepted (media_stored)
         self._fd: int | None = None
         self._paths: list[Path] = []
         self._header_digests: list[bytes] = []
@@ -242,8 +244,11 @@ class FimgWriter(ImageWriter):
             if fd is not None:
                 os.close(fd)
 
-    def _append(self, head: bytes, body: bytes | None, *, is_record: bool = True) -> int:
-        """Queue bytes at the end of the current segment; returns their file offset."""
+    def _append(self, head: bytes, body: bytes | None, *, is_record: bool = True, media: int = 0) -> int:
+        """Queue bytes at the end of the current segment; returns their file offset.
+
+        ``media``: media bytes the record carries (a chunk's decoded length), for :attr:`media_stored`.
+        """
         off = self._seg_off
         self._iov.append(head)
         n = len(head)
@@ -252,6 +257,8 @@ class FimgWriter(ImageWriter):
             n += len(body)
         self._seg_off += n
         self._iov_len += n
+        if media:
+            self._iov_marks.append((self._iov_len, media))
         if is_record:
             self._seg_records += 1
         if len(self._iov) >= 64:
@@ -261,21 +268,27 @@ class FimgWriter(ImageWriter):
     def _flush(self) -> None:
         iov, self._iov = self._iov, []
         total, self._iov_len = self._iov_len, 0
+        marks, self._iov_marks = self._iov_marks, []
         if not iov:
             return
         assert self._fd is not None
+        done = 0
         try:
             done = os.writev(self._fd, iov)
-            if done != total:  # a short write (rare): finish it piece by piece
+            if done != total:  # a short write (a disk filling up): finish it piece by piece
                 view = memoryview(b"".join(iov))[done:]
                 while view:
                     n = os.write(self._fd, view)
                     view = view[n:]
+                    done += n
         except OSError as exc:
+            # the chunk records that reached the file whole still count for media_stored
+            self._flushed_media += sum(m for end, m in marks if end <= done)
             p = self._paths[-1]
             raise WriteError(
-                f"cannot write '{p}': {exc.strerror}", path=p, offset=self._seg_off - total, errno_=exc.errno
+                f"cannot write '{p}': {exc.strerror}", path=p, offset=self._seg_off - total + done, errno_=exc.errno
             ) from None
+        self._flushed_media += sum(m for _, m in marks)
 
     def _sync(self) -> None:
         self._wait_sync()
@@ -407,7 +420,7 @@ class FimgWriter(ImageWriter):
                 self._close_segment()
                 self._open_segment(len(self._paths) + 1)
                 fsync_dir(self.path.parent)
-            off = self._append(head, payload)
+            off = self._append(head, payload, media=n)
             self._index.append(location(len(self._paths), off))
             self._digests += digest
             self._media_done += n
@@ -560,6 +573,13 @@ class FimgWriter(ImageWriter):
             self._close_segment()
 
     @property
+    def media_stored(self) -> int:
+        """Media bytes of the chunk records the OS accepted: after a write error, the target holds the
+        chunks of ``[0, media_stored)`` (whole chunks; a checkpoint makes them resumable, see
+        :attr:`committed`)."""
+        return self._flushed_media
+
+    @property
     def committed(self) -> int:
         """Media bytes covered by the last checkpoint: what survives if the process dies now."""
         return self._ckpt_media
@@ -580,6 +600,7 @@ class FimgWriter(ImageWriter):
         self._digests = st.digests
         self._next_index = len(st.index)
         self._media_done = st.media
+        self._flushed_media = st.media
         self._pos = st.media
         self._unreadable = list(st.unreadable)
         self._ckpt_seq = st.ckpt_seq
