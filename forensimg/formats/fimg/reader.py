@@ -656,7 +656,7 @@ def open_image(paths: Sequence[Path], *, zero_fill: bool = False, **_: Any) -> I
             footer = read_footer(tmp, headers[0])
         finally:
             tmp.close()
-        if footer is not None and footer.segment_count != len(members):
+        if footer is not None and footer.segment_count > len(members):  # names the missing segment
             members = find_segments(Path(paths[0]), expected=footer.segment_count)
         paths = members
     return FimgImage(paths, zero_fill=zero_fill)

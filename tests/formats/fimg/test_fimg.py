@@ -398,6 +398,17 @@ def test_fuzz_hostile_bytes(tmp_path, data):
         pass
 
 
+@pytest.mark.parametrize("count", [0, 2, 7])
+def test_footer_segment_count_damage_is_refused(tmp_path, count):
+    """Found by fuzzing: a footer naming 0 segments made the reader index an empty list."""
+    path = _write(tmp_path / "f.fimg", _media(30_000)).paths[0]
+    raw = bytearray(path.read_bytes())
+    raw[-136 + 48 : -136 + 52] = struct.pack("<I", count)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(FormatError, match="segment"):
+        forensimg.open(path)
+
+
 def test_fuzz_sample_is_valid(tmp_path):
     raw = _sample(tmp_path)
     assert raw.startswith(b"FIMG\r\n\x1a\n")
