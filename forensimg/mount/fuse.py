@@ -71,6 +71,14 @@ def load_mfusepy() -> Any:
     Raises:
         MountError: mfusepy or libfuse is missing (the message says how to install them).
     """
+    if "FUSE_LIBRARY_PATH" not in os.environ:
+        # mfusepy prefers libfuse 2 when both are installed (ewf-tools pulls in libfuse2 for ewfmount);
+        # we mount through libfuse3 unless the caller chose a library explicitly.
+        from ctypes.util import find_library
+
+        fuse3 = find_library("fuse3")
+        if fuse3:
+            os.environ["FUSE_LIBRARY_PATH"] = fuse3
     try:
         import mfusepy
     except (ImportError, OSError) as exc:
