@@ -35,12 +35,15 @@ from forensimg.acquire.source import BLKROGET, BLKROSET, Source, open_control
 from forensimg.errors import WriteBlockError
 
 __all__ = [
+    "MEDIA_TYPES",
+    "SCSI_TYPE_ROM",
     "BlockDevice",
     "Mount",
     "Safeguard",
     "SafeguardReport",
     "check_mounts",
     "check_targets",
+    "detect_media_type",
     "device_family",
     "get_kernel_ro",
     "hpa_dco",
@@ -423,7 +426,8 @@ def source_identity(name: str, *, sysfs: str = SYSFS) -> dict[str, Any]:
 
     Keys: ``name``, ``model``, ``serial``, ``vendor``, ``size`` (bytes), ``logical_sector_size``,
     ``physical_sector_size``, ``rotational``, ``removable``, ``kernel_ro`` (sysfs ``ro``),
-    ``backing_file`` (loop devices), ``is_partition``.
+    ``backing_file`` (loop devices), ``is_partition``, ``scsi_type`` (sysfs ``device/type``: 0 disk,
+    5 ROM/optical; ``None`` where the device has none, e.g. loop, nvme).
     """
     d = _class_dir(name, sysfs)
     disk_dir = d.parent / d.resolve().parent.name if (d / "partition").exists() else d
@@ -451,11 +455,34 @@ def source_identity(name: str, *, sysfs: str = SYSFS) -> dict[str, Any]:
         "removable": bool(num(r("removable", disk_dir))),
         "kernel_ro": bool(num(r("ro"))),
         "is_partition": (d / "partition").exists(),
+        "scsi_type": num(r("device/type", disk_dir)),
     }
     backing = r("loop/backing_file", disk_dir)
     if backing:
         out["backing_file"] = backing
     return out
+
+
+SCSI_TYPE_ROM = 5
+"""SCSI peripheral device type 5: CD/DVD/BD (MMC) drive; sysfs ``device/type`` of ``sr`` devices."""
+
+MEDIA_TYPES: tuple[str, ...] = ("fixed", "removable", "optical", "memory")
+"""Media types as E01 records them (ewfacquire ``-m``), also stored in fimg's source record."""
+
+
+def detect_media_type(identity: dict[str, Any] | None) -> tuple[str, str]:
+    """The media type of a source from its :func:`source_identity`, with the reason.
+
+    sysfs ``device/type`` 5 (a ROM drive) → ``optical``; sysfs ``removable`` → ``removable``; else
+    ``fixed`` (also for files and streams, where ``identity`` is ``None``).
+    """
+    if identity is None:
+        return "fixed", "default (the source is not a block device)"
+    if identity.get("scsi_type") == SCSI_TYPE_ROM:
+        return "optical", "detected: sysfs device/type 5 (ROM drive)"
+    if identity.get("removable"):
+        return "removable", "detected: sysfs removable = 1"
+    return "fixed", "detected: neither an optical drive nor removable"
 
 
 def hpa_dco(device_path: str, *, hdparm: str | None = None) -> dict[str, Any]:

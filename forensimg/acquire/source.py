@@ -32,9 +32,15 @@ __all__ = [
     "BLKROGET",
     "BLKROSET",
     "BLKSSZGET",
+    "CDROMMULTISESSION",
+    "CDROMREADTOCENTRY",
+    "CDROMREADTOCHDR",
     "Source",
     "open_control",
     "open_source",
+    "parse_multisession",
+    "parse_toc_entry",
+    "parse_toc_header",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,20 @@ BLKROGET = 0x125E  # _IO(0x12, 94): get the read-only flag
 BLKSSZGET = 0x1268  # _IO(0x12, 104): logical sector size
 BLKPBSZGET = 0x127B  # _IO(0x12, 123): physical sector size
 BLKGETSIZE64 = 0x80081272  # _IOR(0x12, 114, size_t): size in bytes
+
+# Linux <linux/cdrom.h> ioctls: the table of contents of a CD, as the drive reports it. They read the
+# TOC only (no medium access beyond what the drive does on its own) and never write.
+CDROMREADTOCHDR = 0x5305  # struct cdrom_tochdr {u8 cdth_trk0, cdth_trk1}: first and last track
+CDROMREADTOCENTRY = 0x5306  # struct cdrom_tocentry: one track's start (asked for as an LBA)
+CDROMMULTISESSION = 0x5310  # struct cdrom_multisession: start of the last session, xa flag
+CDROM_LBA = 0x01
+CDROM_LEADOUT = 0xAA
+CDROM_DATA_TRACK = 0x04  # control nibble bit: a data (not audio) track
+# cdrom_tocentry: track u8, adr:4|ctrl:4 u8 (adr in the low nibble with GCC on little-endian), format u8,
+# pad, union cdrom_addr (int lba, 4-byte aligned), datamode u8, pad to 12 bytes.
+_TOCENTRY = struct.Struct("=BBBxiB3x")
+_TOCHDR = struct.Struct("=BB")
+_MULTISESSION = struct.Struct("=iBB2x")  # union cdrom_addr addr; u8 xa_flag; u8 addr_format
 
 _BASE_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 _NOATIME = getattr(os, "O_NOATIME", 0)
@@ -229,6 +249,40 @@ class Source:
             out += data
         return bytes(out)
 
+    def read_cd_toc(self) -> dict[str, Any]:
+        """The table of contents of a CD in this (block device) source, best effort.
+
+        Read with ``CDROMREADTOCHDR``/``CDROMREADTOCENTRY`` (tracks, their start LBA, data or audio) and
+        ``CDROMMULTISESSION`` (start of the last session). Returns ``{"status": "read", ...}`` or
+        ``{"status": "not available", "detail": why}`` (not a CD drive, no medium, a DVD/BD drive
+        that answers no TOC); never raises for the device's answer.
+        """
+        if self.kind != "block" or self._fd is None:
+            return {"status": "not available", "detail": f"source is a {self.kind}, not an optical drive"}
+        fd = self._fd
+        try:
+            first, last = parse_toc_header(bytes(fcntl.ioctl(fd, CDROMREADTOCHDR, bytes(_TOCHDR.size))))
+            tracks = []
+            for n in [*range(first, last + 1), CDROM_LEADOUT]:
+                buf = _TOCENTRY.pack(n, 0, CDROM_LBA, 0, 0)
+                tracks.append(parse_toc_entry(bytes(fcntl.ioctl(fd, CDROMREADTOCENTRY, buf))))
+        except OSError as exc:
+            return {"status": "not available", "detail": f"CDROMREADTOCHDR/ENTRY: {exc.strerror}"}
+        out: dict[str, Any] = {
+            "status": "read",
+            "first_track": first,
+            "last_track": last,
+            "tracks": [t for t in tracks if t["track"] != CDROM_LEADOUT],
+            "leadout_lba": tracks[-1]["lba"],
+        }
+        try:
+            ms = parse_multisession(bytes(fcntl.ioctl(fd, CDROMMULTISESSION, _MULTISESSION.pack(0, 0, CDROM_LBA))))
+        except OSError as exc:
+            out["sessions"] = {"status": "not available", "detail": f"CDROMMULTISESSION: {exc.strerror}"}
+        else:
+            out["sessions"] = ms
+        return out
+
     def close(self) -> None:
         """Close the descriptors this source opened (standard input is left open)."""
         for name in ("_direct_fd", "_fd"):
@@ -248,6 +302,29 @@ class Source:
 
     def __repr__(self) -> str:
         return f"<Source {self.kind} {self.path!r} size={self.size}>"
+
+
+def parse_toc_header(buf: bytes) -> tuple[int, int]:
+    """First and last track numbers from a ``struct cdrom_tochdr``."""
+    first, last = _TOCHDR.unpack_from(buf)
+    return int(first), int(last)
+
+
+def parse_toc_entry(buf: bytes) -> dict[str, Any]:
+    """One ``struct cdrom_tocentry`` (asked for with ``CDROM_LBA``) as a dict."""
+    track, adr_ctrl, fmt, lba, mode = _TOCENTRY.unpack_from(buf)
+    ctrl = adr_ctrl >> 4
+    return {"track": track, "lba": lba, "data": bool(ctrl & CDROM_DATA_TRACK), "adr": adr_ctrl & 0x0F,
+            "ctrl": ctrl, "mode": mode if fmt == CDROM_LBA else None}
+
+
+def parse_multisession(buf: bytes) -> dict[str, Any]:
+    """A ``struct cdrom_multisession``: whether the disc has more than one session, and where the last starts."""
+    lba, xa, _fmt = _MULTISESSION.unpack_from(buf)
+    if xa:
+        return {"multisession": True, "last_session_lba": lba,
+                "detail": "more than one session; the drive reports the start of the last one only"}
+    return {"multisession": False, "count": 1}
 
 
 def open_source(path: str) -> Source:

@@ -171,7 +171,11 @@ def writer_options(
               "sha256 for fimg).")
 @click.option("--compression", default=None, help="Compression (format-specific: E01 none/fast/best; fimg ...).")
 @click.option("--chunk-size", default=None, help="Chunk size (format-specific; e.g. 32K for E01).")
-@click.option("--sector-size", default=None, type=int, help="Bytes per sector (default: what the device reports).")
+@click.option("--sector-size", "-P", "sector_size", default=None, type=int,
+              help="Bytes per sector (default: what the device reports; 2048 for a CD/DVD drive).")
+@click.option("--media-type", default=None, type=click.Choice(["fixed", "removable", "optical", "memory"]),
+              help="Media type stored in the image (E01 media type byte, fimg source record). Default: "
+              "detected (sysfs device/type 5 → optical, removable → removable, else fixed).")
 @click.option("--segment-size", default=None, help="Maximum segment file size (e.g. 650M, 2G).")
 @click.option("--offset", default="0", help="First source byte to acquire (e.g. 1M, 2048s).")
 @click.option("--length", default=None, help="Bytes to acquire (default: to the end).")
@@ -196,7 +200,8 @@ def writer_options(
 @pass_ctx
 def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, evidence_number: str,
         examiner_opt: str | None, description: str, notes: str, hash_opt: str | None, compression: str | None,
-        chunk_size: str | None, sector_size: int | None, segment_size: str | None, offset: str, length: str | None,
+        chunk_size: str | None, sector_size: int | None, media_type: str | None, segment_size: str | None,
+        offset: str, length: str | None,
         retries: int, block_size: str, checkpoint: str | None, resume: bool, verify: bool, allow_mounted: bool,
         no_kernel_ro: bool, restore_rw: bool, overwrite: bool, mirrors: tuple[str, ...], quiet: bool,
         progress_fd: int | None, as_json: bool) -> int:
@@ -282,6 +287,14 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
             report_sg.add(sg.Safeguard("kernel_ro", "not_applicable", f"source is a {src.kind}"))
             identity["hpa_dco"] = {"status": "not applicable"}
 
+        mt, mt_why = sg.detect_media_type(identity if bd is not None else None)
+        if media_type is not None:
+            mt, mt_why = media_type, f"--media-type (detected: {mt})"
+        identity["media_type"] = mt
+        identity["media_type_from"] = mt_why
+        if mt == "optical":
+            # sessions "where the source reports them": the TOC of a CD, read best effort from the drive
+            identity["optical_toc"] = src.read_cd_toc()
         ss = sector_size or src.sector_size
         opts = writer_options(fmt_name, compression=compression, chunk_size=chunk, segment_size=seg, sector_size=ss)
         ckpt = parse_size(checkpoint, "--checkpoint")
@@ -296,7 +309,7 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
             physical_sector_size=src.physical_sector_size,
             model=str(identity.get("model", "")),
             serial=str(identity.get("serial", "")),
-            media_type="removable" if identity.get("removable") else "fixed",
+            media_type=mt,
             is_physical=src.kind == "block" and not identity.get("is_partition", False),
             extra={**{k: v for k, v in identity.items() if k not in ("path", "size", "model", "serial")},
                    "safeguards": {i.name: i.status for i in report_sg.items}},
@@ -328,9 +341,15 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
             raise
         rep = AcquisitionReport("acquire", ["forensimg", *sys.argv[1:]] if sys.argv else [], case,
                                 {"identity": identity}, report_sg.to_dict(), started_at=started,
-                                settings={"format": fmt_name, "hashes": list(algs), "sector_size": ss,
+                                settings={"format": fmt_name, "hashes": list(algs), "sector_size": ss, "media_type": mt,
                                           "offset": off, "length": length_n, "retries": retries,
                                           "block_size": block, **{k: v for k, v in opts.items()}})
+        if mt == "optical" and "ewf" in (fmt_name, *mirror_fmts):
+            toc = identity.get("optical_toc") or {}
+            rep.notes.append("optical sessions: not stored in E01 (this E01 writer writes no session section); "
+                             + ("the TOC the drive reported is recorded in this report (Source) and in the "
+                                "image's source metadata" if toc.get("status") == "read" else
+                                f"the source reported none ({toc.get('detail', 'not available')})"))
         if resume:
             rep.notes.append(f"resumed at media offset {start} at {started.isoformat()}; the prefix was re-read "
                              "from the source for the whole-media hashes, and the finished image is re-read "

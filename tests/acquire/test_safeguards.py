@@ -164,3 +164,57 @@ def test_target_on_filesystem_mounted_from_a_partition_refused(fake_sysfs: Path,
 
 def test_hpa_not_checked_without_hdparm() -> None:
     assert sg.hpa_dco("/dev/null", hdparm="/nonexistent/hdparm")["status"] == "not checked"
+
+
+def test_media_type_detected_from_sysfs(fake_sysfs: Path) -> None:
+    """sysfs device/type 5 (ROM) → optical; removable → removable; else fixed."""
+    sr = fake_sysfs / "devices" / "pci0000:00" / "ata2" / "block" / "sr0"
+    _w(sr / "dev", "11:0")
+    _w(sr / "size", "1400000")
+    _w(sr / "removable", "1")
+    _w(sr / "ro", "0")
+    _w(sr / "queue" / "logical_block_size", "2048")
+    _w(sr / "device" / "type", "5")
+    _w(sr / "device" / "model", "DVD-RW DRIVE")
+    (fake_sysfs / "class" / "block" / "sr0").symlink_to(sr)
+    nv = fake_sysfs / "devices" / "pci0000:00" / "nvme" / "block" / "nvme0n1"
+    _w(nv / "dev", "259:0")
+    _w(nv / "size", "1000")
+    _w(nv / "removable", "0")
+    (fake_sysfs / "class" / "block" / "nvme0n1").symlink_to(nv)
+    _w(fake_sysfs / "devices" / "pci0000:00" / "block" / "sda" / "device" / "type", "0")
+
+    ident = sg.source_identity("sr0", sysfs=str(fake_sysfs))
+    assert ident["scsi_type"] == 5 and ident["logical_sector_size"] == 2048
+    assert sg.detect_media_type(ident)[0] == "optical" and "device/type 5" in sg.detect_media_type(ident)[1]
+    # sda is a removable disk (type 0), its partition inherits the disk's facts
+    assert sg.detect_media_type(sg.source_identity("sda", sysfs=str(fake_sysfs)))[0] == "removable"
+    assert sg.detect_media_type(sg.source_identity("sda1", sysfs=str(fake_sysfs)))[0] == "removable"
+    # no device/type at all (nvme, loop) and not removable: fixed; a file: fixed
+    ident = sg.source_identity("nvme0n1", sysfs=str(fake_sysfs))
+    assert ident["scsi_type"] is None and sg.detect_media_type(ident)[0] == "fixed"
+    assert sg.detect_media_type(None)[0] == "fixed"
+
+
+def test_cd_toc_structures_and_best_effort_read(tmp_path: Path) -> None:
+    """The cdrom.h structures as the kernel fills them; a source that is no CD drive gives 'not available'."""
+    import struct
+
+    from forensimg.acquire import source as srcmod
+
+    assert srcmod.parse_toc_header(bytes([1, 3])) == (1, 3)
+    # track 2, adr 1 / ctrl 4 (data track), CDROM_LBA, start LBA 22500, data mode 1
+    entry = struct.pack("=BBBxiB3x", 2, (4 << 4) | 1, srcmod.CDROM_LBA, 22500, 1)
+    assert len(entry) == 12  # sizeof(struct cdrom_tocentry) on x86-64
+    assert srcmod.parse_toc_entry(entry) == {"track": 2, "lba": 22500, "data": True, "adr": 1, "ctrl": 4,
+                                             "mode": 1}
+    audio = struct.pack("=BBBxiB3x", 1, (0 << 4) | 1, srcmod.CDROM_LBA, 0, 0)
+    assert srcmod.parse_toc_entry(audio)["data"] is False
+    assert srcmod.parse_multisession(struct.pack("=iBB2x", 31000, 1, srcmod.CDROM_LBA)) == {
+        "multisession": True, "last_session_lba": 31000,
+        "detail": "more than one session; the drive reports the start of the last one only"}
+    assert srcmod.parse_multisession(struct.pack("=iBB2x", 0, 0, srcmod.CDROM_LBA))["multisession"] is False
+    f = tmp_path / "disc.iso"
+    f.write_bytes(bytes(4096))
+    with srcmod.open_source(str(f)) as s:
+        assert s.read_cd_toc()["status"] == "not available"

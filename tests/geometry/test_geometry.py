@@ -167,6 +167,45 @@ def test_optical_media_type_from_a_2048_byte_device(tmp_path, capsys, loop_facto
         assert h.get_media_type() in (pyewf.media_types.FIXED, pyewf.media_types.REMOVABLE)
     finally:
         h.close()
+    # said to be optical: the TOC ioctls are tried on the device (a loop device answers none) and recorded
+    target2 = tmp_path / "disc2.E01"
+    assert main(["--no-custody", "acquire", dev, str(target2), "-q", "--restore-rw", "--media-type", "optical",
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    toc = d["source_identity"]["optical_toc"]
+    assert toc["status"] == "not available" and "CDROMREADTOCHDR" in toc["detail"]
+    h = pyewf.handle()
+    h.open([str(target2)])
+    try:
+        assert h.get_media_type() == pyewf.media_types.OPTICAL and h.get_bytes_per_sector() == 2048
+    finally:
+        h.close()
+
+
+def test_media_type_optical_and_2048_byte_sectors_to_e01(tmp_path, capsys):
+    """``--media-type optical -P 2048``: libewf's ewfinfo shows an optical disc with 2048-byte sectors;
+    the fimg copy records the same media type; the report says sessions are not stored in E01."""
+    data = _media(100 * 2048, 2048)
+    src = tmp_path / "disc.iso"
+    src.write_bytes(data)
+    e01, fimg = tmp_path / "disc.E01", tmp_path / "disc.fimg"
+    assert main(["--no-custody", "acquire", str(src), str(e01), "--mirror", str(fimg), "--media-type", "optical",
+                 "-P", "2048", "--json", "-q"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["sector_size"] == 2048 and d["source_identity"]["media_type"] == "optical"
+    assert d["source_identity"]["optical_toc"]["status"] == "not available"  # a file reports no TOC
+    if have("ewfinfo"):
+        out = run("ewfinfo", e01).stdout
+        assert "Media type:\t\toptical disk" in out
+        assert "Bytes per sector:\t2048" in out and "Number of sectors:\t100" in out
+    with forensimg.open(fimg) as img:
+        assert img.info.source is not None and img.info.source.media_type == "optical"
+        assert img.sector_size == 2048
+    report = Path(str(e01) + ".txt").read_text()
+    assert "optical sessions: not stored in E01" in report and "Media type:            optical" in report
+    # without the option a file is "fixed"
+    assert main(["--no-custody", "acquire", str(src), str(tmp_path / "f.E01"), "-P", "2048", "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["source_identity"]["media_type"] == "fixed"
 
 
 @needs_root
