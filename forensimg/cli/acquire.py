@@ -301,7 +301,9 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         if ckpt is not None:
             if fmt_name != "fimg":
                 raise UsageError("--checkpoint applies to fimg targets only")
-            opts["checkpoint_interval"] = max(1, ckpt // (chunk or 65536))
+            from forensimg.formats.fimg.layout import DEFAULT_CHUNK_SIZE
+
+            opts["checkpoint_interval"] = max(1, ckpt // (chunk or DEFAULT_CHUNK_SIZE))
         src_info = SourceInfo(
             path=source,
             size=src.size,
