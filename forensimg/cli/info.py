@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from forensimg.cli._common import emit_json, human_size, json_option
@@ -35,7 +37,7 @@ def cli(image: tuple[str, ...], fmt: str | None, as_json: bool) -> int:
         for k in ("acquired_at", "system_date", "acquisition_software", "acquisition_os"):
             if d[k]:
                 rows.append((k.replace("_", " ").capitalize(), str(d[k])))
-        click.echo("\n".join(f"{k + ':':<22}{v}" for k, v in rows))
+        click.echo("\n".join(f"{k + ':':<26}{v}" for k, v in rows))
         click.echo("Segments:")
         for p in info.segments:
             click.echo(f"  {p}")
@@ -43,15 +45,20 @@ def cli(image: tuple[str, ...], fmt: str | None, as_json: bool) -> int:
         if case:
             click.echo("Case:")
             for k, v in case.items():
-                click.echo(f"  {k.replace('_', ' ') + ':':<20}{v}")
+                click.echo(f"  {k.replace('_', ' ') + ':':<24}{v}")
         if info.source:
-            src = {k: v for k, v in info.source.to_dict().items() if v not in (None, "", {})}
+            src = {k: v for k, v in info.source.to_dict().items() if v not in (None, "", {}) and k != "extra"}
             click.echo("Source:")
             for k, v in src.items():
-                click.echo(f"  {k.replace('_', ' ') + ':':<20}{v}")
+                click.echo(f"  {k.replace('_', ' ') + ':':<24}{v}")
+            for k, v in info.source.extra.items():
+                if v in (None, "", {}) or k in src:
+                    continue
+                text = json.dumps(v, sort_keys=True, default=str) if isinstance(v, dict | list) else str(v)
+                click.echo(f"  {k.replace('_', ' ') + ':':<24}{text}")
         click.echo("Stored hashes:" + ("" if info.stored_hashes else " none"))
         for alg, hexd in info.stored_hashes.items():
-            click.echo(f"  {alg.upper() + ':':<20}{hexd}")
+            click.echo(f"  {alg.upper() + ':':<24}{hexd}")
         if info.unreadable:
             click.echo(f"Unreadable at acquisition: {len(info.unreadable)} range(s)")
             for r in info.unreadable:
@@ -59,5 +66,5 @@ def cli(image: tuple[str, ...], fmt: str | None, as_json: bool) -> int:
                 click.echo(f"  bytes {r.start}..{r.end - 1} (sectors {a}..{b})")
         for k, v in info.details.items():
             if isinstance(v, str | int | float):
-                click.echo(f"{k.replace('_', ' ').capitalize() + ':':<22}{v}")
+                click.echo(f"{k.replace('_', ' ').capitalize() + ':':<26}{v}")
     return 0
