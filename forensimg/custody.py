@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import socket
+import stat
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,9 +56,12 @@ class ArtifactRef:
         """Reference an existing file, recording its size."""
         p = Path(path)
         try:
-            size: int | None = p.stat().st_size
+            st = p.stat()
         except OSError:
-            size = None
+            return cls(str(p), None, sha256)
+        size: int | None = st.st_size
+        if stat.S_ISBLK(st.st_mode):
+            size = _block_device_size(st.st_rdev)
         return cls(str(p), size, sha256)
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +98,15 @@ class CustodyEvent:
             "outputs": [a.to_dict() for a in self.outputs],
             "result": dict(self.result),
         }
+
+
+def _block_device_size(rdev: int) -> int | None:
+    """Size of a block device from sysfs (512-byte units there), without opening the device."""
+    try:
+        sectors = Path(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/size").read_text().strip()
+        return int(sectors) * 512
+    except (OSError, ValueError):
+        return None
 
 
 def _user() -> str:

@@ -90,3 +90,22 @@ def test_concurrent_verify_commands_keep_the_chain(tmp_path):
     assert len(events) == 15 and {e["action"] for e in events} == {"verify"}
     assert [e["seq"] for e in events] == list(range(1, 16))
     assert log.check_chain() == ()
+
+
+def test_artifact_ref_of_a_block_device_has_its_size():
+    import os
+    import stat as st_
+    from pathlib import Path
+
+    from forensimg.custody import ArtifactRef
+
+    devs = [f"/dev/{n}" for n in ("vda", "sda", "nvme0n1", "xvda") if os.path.exists(f"/dev/{n}")]
+    devs = [d for d in devs if st_.S_ISBLK(os.stat(d).st_mode)]
+    if not devs:
+        import pytest
+
+        pytest.skip("no block device node here")
+    name = os.path.basename(devs[0])
+    expected = int(Path(f"/sys/class/block/{name}/size").read_text()) * 512
+    assert expected > 0
+    assert ArtifactRef.of(devs[0]).size == expected
