@@ -150,34 +150,27 @@ class ImageNotFoundError(Error, FileNotFoundError):
         Error.__init__(self, message, path=path)
 
 
-class ImageReadError(Error, OSError):
+class _OSErrorLike(Error, OSError):
+    """An :class:`Error` that is also an :class:`OSError`, carrying the OS error number."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        offset: int | None = None,
+        errno_: int | None = None,
+    ) -> None:
+        Error.__init__(self, message, path=path, offset=offset)
+        self.errno = errno_
+
+
+class ImageReadError(_OSErrorLike):
     """An image file exists but cannot be opened or read (permissions, I/O error, directory)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: str | os.PathLike[str] | None = None,
-        offset: int | None = None,
-        errno_: int | None = None,
-    ) -> None:
-        Error.__init__(self, message, path=path, offset=offset)
-        self.errno = errno_
 
-
-class WriteError(Error, OSError):
+class WriteError(_OSErrorLike):
     """An output (image segment, report, restore target) cannot be written."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: str | os.PathLike[str] | None = None,
-        offset: int | None = None,
-        errno_: int | None = None,
-    ) -> None:
-        Error.__init__(self, message, path=path, offset=offset)
-        self.errno = errno_
 
 
 class SourceError(Error):
