@@ -4,6 +4,7 @@
 Usage::
 
     python bench/bench_restore.py [--size 1G] [--seed 1] [--repeat 3] [--json-out FILE]
+                                  [--also workers=2] [--also window=64M] ...
 
 1. The input (bench/gen_input.py, reused from bench/out/ when present) is converted to E01 once with
    ``ewfacquire -u -c fast`` (kept in bench/out/ for later runs).
@@ -15,6 +16,15 @@ Usage::
    Each output file is deleted and the file systems synced before the round.
 3. Both outputs must hash to the same media (checked once); the best and median wall times are reported
    with the ratio ewfexport/forensimg (above 1: forensimg is faster).
+
+Like for like (issue 8, point 11): ``forensimg restore`` writes, syncs, then reads everything back with
+``O_DIRECT``; ``ewfexport`` only writes. The row ``forensimg write phase`` is the wall time of the
+restore process until its data was written and synced (total wall time minus the read-back, which
+the restore measures itself: ``timings.readback_s`` in ``--json``); compare it with
+``ewfexport + sync``. ``--also KEY=VALUE`` adds rows that run the library's ``restore()`` in a fresh
+process with one setting changed: ``workers=N`` (chunk decode threads, ``Image.scan_chunks``),
+``window=SIZE`` (read back behind the writer, ``forensimg.restore.VERIFY_WINDOW``), ``block=SIZE``
+(write size).
 """
 
 from __future__ import annotations
@@ -105,6 +115,37 @@ def run_forensimg(e01: Path, out: Path) -> dict[str, Any]:
     return dict(json.loads(r.stdout))
 
 
+_VARIANT = """
+import json, sys
+import forensimg.restore as R
+e01, out, opts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+if "window" in opts:
+    R.VERIFY_WINDOW = opts["window"] or None
+kw = {}
+if "workers" in opts:
+    kw["workers"] = opts["workers"]
+if "block" in opts:
+    kw["block_size"] = opts["block"]
+res = R.restore(e01, out, confirm=out, custody_logs=(), **kw)
+print(json.dumps(res.to_dict(), default=str))
+"""
+
+
+def run_variant(e01: Path, out: Path, opts: dict[str, int]) -> dict[str, Any]:
+    r = subprocess.run([sys.executable, "-c", _VARIANT, str(e01), str(out), json.dumps(opts)],
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise SystemExit(f"restore variant {opts} failed ({r.returncode}): {r.stderr.strip()}")
+    return dict(json.loads(r.stdout))
+
+
+def parse_variant(text: str, gen: ModuleType) -> tuple[str, dict[str, int]]:
+    key, _, value = text.partition("=")
+    if key not in ("workers", "window", "block"):
+        raise SystemExit(f"--also {text}: choose workers=N, window=SIZE or block=SIZE")
+    return f"forensimg ({text})", {key: int(value) if key == "workers" else gen.parse_size(value)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     gen = _load_gen_input()
     ap = argparse.ArgumentParser(description="forensimg restore vs ewfexport -f raw from the same E01.")
@@ -112,7 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--also", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra forensimg rows with one setting changed (workers=2, window=64M, block=16M)")
     args = ap.parse_args(argv)
+    variants = dict(parse_variant(v, gen) for v in args.also)
     for tool in ("ewfacquire", "ewfexport"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed")
@@ -123,12 +167,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ewf_stem = work / "ewfexport-out"
     fimg_out = work / "forensimg-out.dd"
     times: dict[str, list[float]] = {"ewfexport": [], "ewfexport + sync": [],
-                                     "ewfexport + sync + O_DIRECT md5 read-back": [], "forensimg": []}
+                                     "ewfexport + sync + O_DIRECT md5 read-back": [], "forensimg": [],
+                                     "forensimg write phase (written + fsync)": []}
+    for vname in variants:
+        times[vname] = []
+        times[vname + " write phase"] = []
+    results: dict[str, dict[str, Any]] = {}
     checked = False
     result: dict[str, Any] = {}
     try:
         for rnd in range(args.repeat):
-            for name in ("ewfexport", "forensimg") if rnd % 2 == 0 else ("forensimg", "ewfexport"):
+            names = ["ewfexport", "forensimg", *variants]
+            for name in names if rnd % 2 == 0 else names[::-1]:
                 for p in work.iterdir():
                     p.unlink()
                 drop_caches()
@@ -144,12 +194,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    check=True, stdout=subprocess.DEVNULL)
                     times["ewfexport + sync + O_DIRECT md5 read-back"].append(time.perf_counter() - t0)
                 else:
-                    result = run_forensimg(e01, fimg_out)
+                    if name == "forensimg":
+                        result = run_forensimg(e01, fimg_out)
+                    else:
+                        result = run_variant(e01, fimg_out, variants[name])
+                    results[name] = result
                     out = fimg_out
                     el = time.perf_counter() - t0
+                    # the write phase: the process's wall time less its own read-back after the fsync
+                    wname = "forensimg write phase (written + fsync)" if name == "forensimg" else name + " write phase"
+                    times[wname].append(el - float(result["timings"]["readback_s"]))
                 times[name].append(el)
                 print(f"round {rnd + 1} {name:<10} {el:7.3f} s  {args.size / el / 1e6:7.1f} MB/s", flush=True)
-                if not checked and name == "forensimg":
+                if not checked and name.startswith("forensimg"):
                     want = sha256_file(raw)
                     got = sha256_file(out)
                     if got != want:
@@ -159,18 +216,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     rows = []
     for name, ts in times.items():
+        if not ts:
+            continue
         rows.append({"method": name, "best_s": min(ts), "median_s": statistics.median(ts),
                      "mb_s_best": args.size / min(ts) / 1e6, "rounds": ts})
     ratio = min(times["ewfexport"]) / min(times["forensimg"])
+    wratio = min(times["ewfexport + sync"]) / min(times["forensimg write phase (written + fsync)"])
     print()
     print("| method | best s | median s | MB/s (best) |")
     print("|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r['method']} | {r['best_s']:.3f} | {r['median_s']:.3f} | {r['mb_s_best']:.0f} |")
-    print(f"\nratio ewfexport/forensimg (best): {ratio:.2f}x; forensimg status {result.get('status')}, "
-          f"read-back {result.get('readback_method')}")
+    print(f"\nratio ewfexport/forensimg (best): {ratio:.2f}x; write phase, ewfexport+sync / forensimg written+fsync"
+          f" (best): {wratio:.2f}x; forensimg status {result.get('status')}, read-back {result.get('readback_method')}")
     if args.json_out:
         report = {"size": args.size, "seed": args.seed, "e01": str(e01), "rows": rows, "ratio": ratio,
+                  "write_phase_ratio": wratio, "variants": {k: v for k, v in variants.items()},
+                  "timings": {k: r.get("timings") for k, r in results.items()},
                   "forensimg_result": {k: result.get(k) for k in ("status", "readback_method", "written_hashes")},
                   "cpu_count": os.cpu_count()}
         tmp = args.json_out.with_name(args.json_out.name + ".tmp")

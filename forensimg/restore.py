@@ -36,6 +36,7 @@ import re
 import stat
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -162,6 +163,9 @@ class RestoreResult:
         safeguards: every safeguard and its outcome.
         warnings: things the examiner should know (sector size differences, partial last sector, ...).
         started_at, finished_at: UTC times.
+        timings: seconds per phase, from the start of :func:`restore`: ``written`` (every byte handed to
+            the destination), ``synced`` (``fsync`` done: the write phase, what ``ewfexport`` + ``sync``
+            does), ``verified`` (read-back done); ``readback_s`` = ``verified`` - ``synced``.
     """
 
     image: tuple[str, ...]
@@ -183,6 +187,7 @@ class RestoreResult:
     warnings: tuple[str, ...] = ()
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -231,6 +236,7 @@ class RestoreResult:
             "warnings": list(self.warnings),
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "tool": f"forensimg {__version__}",
         }
 
@@ -860,6 +866,8 @@ def _restore(
     workers: int | None,
 ) -> RestoreResult:
     started = datetime.now(UTC)
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
     info = img.info
     size = img.size
     stored = {k.lower(): v.lower() for k, v in info.stored_hashes.items()}
@@ -928,6 +936,7 @@ def _restore(
                 warnings=tuple(warnings),
                 started_at=started,
                 finished_at=datetime.now(UTC),
+                timings=dict(timings),
             )
 
         # -- write, each chunk checked before it goes out; then read back from the device ---------------
@@ -1004,7 +1013,9 @@ def _restore(
                         _pwrite_all(fd, memoryview(zeros)[:n], pos, dest)
                         pos += n
                         progress("wipe", pos - tail.start, tail.length)
+            timings["written"] = time.monotonic() - t0
             method = _drop_cache(fd, facts.kind)
+            timings["synced"] = time.monotonic() - t0
             verifier.advance(written, final=True)
         finally:
             verifier.finish()
@@ -1017,6 +1028,9 @@ def _restore(
     if verifier.error is not None:
         raise verifier.error
     readback = verifier.hasher.hexdigests()
+    timings["verified"] = time.monotonic() - t0
+    if "synced" in timings:
+        timings["readback_s"] = timings["verified"] - timings["synced"]
     how = "O_DIRECT" if verifier.direct else "buffered after fadvise(DONTNEED)"
     method = f"{how} after fsync + {method}" if method else f"{how} after fsync"
     if readback != written_hashes:

@@ -137,6 +137,13 @@ def test_restore_to_regular_file_report_and_custody(tmp_path, capsys):
     assert [e["action"] for e in events] == ["restore"]
     assert events[0]["result"]["status"] == "verified"
     assert events[0]["outputs"][0]["path"] == str(dest)
+    # the phases are timed (bench_restore compares the write phase with ewfexport + sync)
+    capsys.readouterr()
+    dest.unlink()
+    assert main(["--no-custody", "restore", str(image), str(dest), "--confirm", str(dest), "--json"]) == 0
+    t = json.loads(capsys.readouterr().out)["timings"]
+    assert 0 < t["written"] <= t["synced"] <= t["verified"]
+    assert t["readback_s"] == pytest.approx(t["verified"] - t["synced"], abs=1e-3)
 
 
 # -- refusals ------------------------------------------------------------------------------------------
