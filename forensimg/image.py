@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -474,25 +474,56 @@ class Image(io.RawIOBase):
         """Yield ``(index, data, fault)`` for chunks ``start..stop-1`` in order, never raising for content.
 
         With ``workers > 1`` chunks are decoded in a thread pool (zlib and hashlib release the GIL) and
-        still yielded in order. Used by verify and convert.
+        still yielded in order: each task checks a run of consecutive chunks (about 4 MiB of media), and
+        a bounded number of runs is decoded ahead of the consumer. Used by verify and convert.
         """
         stop = self._chunk_count if stop is None else min(stop, self._chunk_count)
-        if workers <= 1:
+        if workers <= 1 or stop - start <= 1:
             for i in range(start, stop):
                 data, fault = self.check_chunk(i)
                 yield i, data, fault
             return
-        window = workers * 4
+        for batch in self._scan_batches(start, stop, workers):
+            yield from batch
+
+    _SCAN_TASK_BYTES: ClassVar[int] = 4 << 20
+    """Media bytes one thread-pool task of :meth:`scan_chunks` checks: a task per small chunk (32 KiB E01
+    chunks) costs more in scheduling than the decoding it spreads over the cores."""
+
+    def _scan_batches(self, start: int, stop: int, workers: int) -> Iterator[list[tuple[int, bytes, Fault | None]]]:
+        """Chunks ``start..stop-1`` checked on ``workers`` threads in consecutive batches, yielded in order.
+
+        At most ``2 * workers`` batches are decoded ahead of the consumer, which bounds the memory held.
+        """
+        per = max(1, self._SCAN_TASK_BYTES // self._chunk_size)
+        check = self.check_chunk
+
+        def run(lo: int, hi: int) -> list[tuple[int, bytes, Fault | None]]:
+            out: list[tuple[int, bytes, Fault | None]] = []
+            append = out.append
+            for i in range(lo, hi):
+                data, fault = check(i)
+                append((i, data, fault))
+            return out
+
+        bounds = ((lo, min(lo + per, stop)) for lo in range(start, stop, per))
+        window = max(2, workers * 2)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="forensimg-scan") as pool:
-            pending: list[tuple[int, Future[tuple[bytes, Fault | None]]]] = []
-            nxt = start
-            while nxt < stop or pending:
-                while nxt < stop and len(pending) < window:
-                    pending.append((nxt, pool.submit(self.check_chunk, nxt)))
-                    nxt += 1
-                i, fut = pending.pop(0)
-                data, fault = fut.result()
-                yield i, data, fault
+            pending: deque[Future[list[tuple[int, bytes, Fault | None]]]] = deque()
+            for lo, hi in bounds:
+                pending.append(pool.submit(run, lo, hi))
+                if len(pending) >= window:
+                    break
+            try:
+                while pending:
+                    batch = pending.popleft().result()
+                    nxt = next(bounds, None)
+                    if nxt is not None:
+                        pending.append(pool.submit(run, *nxt))
+                    yield batch
+            finally:
+                for fut in pending:  # the consumer stopped early: do not decode what nobody reads
+                    fut.cancel()
 
     def iter_chunks(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Yield ``(index, data)`` sequentially without caching; fails closed unless ``zero_fill``."""

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -742,44 +740,8 @@ def _verify_open(
     )
 
 
-_BATCH_BYTES = 4 << 20
-"""Media bytes per unit of work in the chunk walk: one thread-pool task and one hasher update each."""
-
-
-def _batches(img: Image, start: int, stop: int, workers: int) -> Iterator[list[tuple[int, bytes, Fault | None]]]:
-    """Chunks ``start..stop-1`` checked (:meth:`Image.check_chunk`, never raising for content), in order,
-    grouped in batches of about 4 MiB of media.
-
-    Like :meth:`Image.scan_chunks`, but each thread-pool task checks a whole batch: with 32 KiB E01
-    chunks a task per chunk costs more in scheduling than the decoding it spreads over the cores.
-    """
-    per = max(1, _BATCH_BYTES // img.chunk_size)
-
-    def run(lo: int, hi: int) -> list[tuple[int, bytes, Fault | None]]:
-        out: list[tuple[int, bytes, Fault | None]] = []
-        for i in range(lo, hi):
-            data, fault = img.check_chunk(i)
-            out.append((i, data, fault))
-        return out
-
-    bounds = [(lo, min(lo + per, stop)) for lo in range(start, stop, per)]
-    if workers <= 1 or len(bounds) <= 1:
-        for lo, hi in bounds:
-            yield run(lo, hi)
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="forensimg-verify") as pool:
-        pending: deque[Future[list[tuple[int, bytes, Fault | None]]]] = deque()
-        it = iter(bounds)
-        for lo, hi in it:
-            pending.append(pool.submit(run, lo, hi))
-            if len(pending) >= workers * 2:
-                break
-        while pending:
-            batch = pending.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(run, *nxt))
-            yield batch
+_BLOCK_BYTES = 4 << 20
+"""Media bytes handed to the hasher at once (one queue item per algorithm thread)."""
 
 
 def _walk(
@@ -798,15 +760,25 @@ def _walk(
     chunks = 0
     io_error: str | None = None
     try:
-        for batch in _batches(img, start, stop, max(1, workers)):
-            for _i, _data, fault in batch:
-                if fault is not None:
-                    faults.append(fault)
-            block = batch[0][1] if len(batch) == 1 else b"".join(d for _, d, _ in batch)
+        parts: list[bytes] = []
+        size = 0
+        for _i, data, fault in img.scan_chunks(start, stop, workers=max(1, workers)):
+            if fault is not None:
+                faults.append(fault)
+            parts.append(data)
+            size += len(data)
+            chunks += 1
+            if size >= _BLOCK_BYTES:
+                if hasher is not None:
+                    hasher.update(parts[0] if len(parts) == 1 else b"".join(parts))
+                read += size
+                parts, size = [], 0
+                if on_progress is not None:
+                    on_progress(read, total)
+        if parts:
             if hasher is not None:
-                hasher.update(block)
-            read += len(block)
-            chunks += len(batch)
+                hasher.update(parts[0] if len(parts) == 1 else b"".join(parts))
+            read += size
             if on_progress is not None:
                 on_progress(read, total)
     except (Error, OSError) as exc:
