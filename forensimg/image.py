@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -214,7 +214,19 @@ class Fault:
             if exc.media_start is not None and exc.media_end is not None:
                 media = Range(exc.media_start, exc.media_end)
         kind = getattr(exc, "fault_kind", kind)
-        return cls(kind=kind, detail=str(exc), chunk=chunk, media=media, segment=exc.path, offset=exc.offset)
+        # formats may attach what the check expected and found (stored vs computed checksum, lengths)
+        expected = getattr(exc, "expected", None)
+        found = getattr(exc, "found", None)
+        return cls(
+            kind=kind,
+            detail=str(exc),
+            chunk=chunk,
+            media=media,
+            segment=exc.path,
+            offset=exc.offset,
+            expected=None if expected is None else str(expected),
+            found=None if found is None else str(found),
+        )
 
 
 def _dt(value: datetime | None) -> str | None:
@@ -445,7 +457,7 @@ class Image(io.RawIOBase):
             data = bytes(self.chunk_length(index))
             fault = Fault.from_error(exc)
             if fault.media is None:
-                fault = Fault(fault.kind, fault.detail, index, self.chunk_range(index), fault.segment, fault.offset)
+                fault = replace(fault, chunk=index, media=self.chunk_range(index))
             with self._lock:
                 self._faults.setdefault(index, fault)
         with self._lock:
@@ -465,7 +477,7 @@ class Image(io.RawIOBase):
         except FormatError as exc:
             fault = Fault.from_error(exc)
             if fault.chunk is None or fault.media is None:
-                fault = Fault(fault.kind, fault.detail, index, self.chunk_range(index), fault.segment, fault.offset)
+                fault = replace(fault, chunk=index, media=self.chunk_range(index))
             return bytes(self.chunk_length(index)), fault
 
     def scan_chunks(

@@ -215,3 +215,70 @@ def test_swapped_segment_names_read_in_header_order(seg, capsys):
     tmp.rename(seg[2])
     code, doc = cli_json(capsys, "verify", seg[0])
     assert code == 0 and doc["hashes"][0]["computed"] == DISK["md5"]
+
+
+@pytest.mark.parametrize("copy", [0, 1])
+def test_damaged_header2_copy_fails(floppy, copy, capsys):
+    """A flipped byte in either header2 copy (EnCase 6 writes two) is a structure fault, though the other
+    copy still gives the case metadata and the media hash matches."""
+    off = [o for k, o, _ in sections(floppy) if k == "header2"][copy]
+    flip(floppy, off + DESC + 40)
+    code, doc = cli_json(capsys, "verify", floppy)
+    assert code == 1 and doc["status"] == "faults"
+    (f,) = doc["faults"]
+    assert f["kind"] == "metadata" and f["segment"] == str(floppy) and f["offset"] == off
+    assert f"copy {copy + 1} of the 'header2' section" in f["detail"] and "damaged" in f["detail"]
+    assert doc["hashes"][0]["match"] is True and doc["image"]["case"]["examiner"] == "Test Examiner"
+    assert doc["verdict"] == "FAILED: structure fault"
+    code, out, _ = cli(capsys, "verify", floppy)
+    assert code == 1 and f"offset 0x{off:08x}" in out
+
+
+def test_differing_header2_copy_fails(floppy, capsys):
+    """A second header2 copy that is valid zlib but says something else (an edited examiner) is reported."""
+    _, off, size = [s for s in sections(floppy) if s[0] == "header2"][1]
+    data = floppy.read_bytes()
+    text = zlib.decompress(data[off + DESC : off + size])
+    edited = text.replace("Test Examiner".encode("utf-16-le"), "Evil Examiner".encode("utf-16-le"))
+    assert edited != text
+    for level in range(1, 10):  # a deflate of exactly the original length, so the section chain holds
+        c = zlib.compressobj(level, zlib.DEFLATED, 15, 8)
+        packed = c.compress(edited) + c.flush()
+        if len(packed) == size - DESC:
+            break
+    else:
+        pytest.fail("no deflate level gives the original section length")
+    floppy.write_bytes(data[: off + DESC] + packed + data[off + size :])
+    code, doc = cli_json(capsys, "verify", floppy)
+    assert code == 1 and doc["status"] == "faults"
+    (f,) = doc["faults"]
+    assert f["kind"] == "metadata" and f["offset"] == off and "differs from the copy in use" in f["detail"]
+
+
+def test_chunk_fault_carries_expected_and_found(tmp_path, capsys):
+    """A corrupt compressed chunk names the Adler-32 its zlib trailer stores and the one of what it inflates to."""
+    (img,) = copy_testdata(tmp_path, "floppy_fat12_corrupt_chunk.E01")
+    code, doc = cli_json(capsys, "verify", img)
+    assert code == 1
+    (f,) = [f for f in doc["faults"] if f["chunk"] is not None]
+    assert f["expected"].startswith("adler32:") and f["found"].startswith("adler32:")
+    assert f["expected"] != f["found"]
+    code, out, _ = cli(capsys, "verify", img)
+    assert code == 1 and f"expected {f['expected']}, found {f['found']}" in out
+
+
+def test_uncompressed_chunk_fault_values():
+    """decode_chunk: stored vs computed Adler-32 of a raw chunk, and decoded vs expected lengths."""
+    from forensimg.formats.ewf.reader import decode_chunk
+
+    body = bytes(range(256)) * 16
+    stored = body + zlib.adler32(body).to_bytes(4, "little")
+    bad = bytearray(stored)
+    bad[7] ^= 1
+    _, problem = decode_chunk(bytes(bad), False, len(body), len(body))
+    assert problem is not None and problem[0] == "checksum"
+    assert problem[2:] == (f"adler32:{zlib.adler32(body):08x}", f"adler32:{zlib.adler32(bytes(bad[:-4])):08x}")
+    _, problem = decode_chunk(zlib.compress(body[:100]), True, len(body), len(body))
+    assert problem is not None and problem[0] == "size" and problem[2:] == (f"{len(body)} bytes", "100 bytes")
+    _, problem = decode_chunk(b"\x78\x9c garbage", True, len(body), len(body))
+    assert problem is not None and problem[3] is not None and problem[3].startswith("zlib error:")

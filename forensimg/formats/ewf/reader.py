@@ -80,7 +80,15 @@ _REFUSED = (
 
 
 def _chunk_error(
-    kind: FaultKind, message: str, *, path: Path, offset: int, chunk: int, media: tuple[int, int]
+    kind: FaultKind,
+    message: str,
+    *,
+    path: Path,
+    offset: int,
+    chunk: int,
+    media: tuple[int, int],
+    expected: str | None = None,
+    found: str | None = None,
 ) -> ChecksumError:
     exc = ChecksumError(
         f"chunk {chunk} (media bytes {media[0]}..{media[1] - 1}) in '{path}' at offset "
@@ -91,7 +99,10 @@ def _chunk_error(
         media_start=media[0],
         media_end=media[1],
     )
-    exc.fault_kind = kind  # type: ignore[attr-defined]  # read by Fault.from_error
+    # read by Fault.from_error (forensimg/image.py) with getattr
+    exc.fault_kind = kind  # type: ignore[attr-defined]
+    exc.expected = expected  # type: ignore[attr-defined]
+    exc.found = found  # type: ignore[attr-defined]
     return exc
 
 
@@ -183,9 +194,26 @@ def walk_sections(files: SegmentSet, index: int) -> list[_Section]:
         off = nxt
 
 
+def _zlib_check_values(stored: bytes, chunk_size: int) -> tuple[str | None, str | None]:
+    """The Adler-32 a zlib stream stores in its trailer (RFC 1950 §2.2, big-endian) and that of the data
+    it inflates to, by inflating it raw; ``(None, None)`` when the stream cannot be inflated that far."""
+    d = zlib.decompressobj(-15)
+    try:
+        out = d.decompress(memoryview(stored)[2:], chunk_size + 1)
+    except zlib.error:
+        return None, None
+    if not d.eof or len(d.unused_data) < 4:
+        return None, None
+    return f"adler32:{int.from_bytes(d.unused_data[:4], 'big'):08x}", f"adler32:{_adler32(out):08x}"
+
+
+ChunkProblem = tuple[FaultKind, str, str | None, str | None]
+"""A bad chunk: fault kind, message, what the check expected and what it found (``None`` if unknown)."""
+
+
 def decode_chunk(
     stored: bytes, compressed: bool, expected: int, chunk_size: int, last: bool = False
-) -> tuple[bytes, tuple[FaultKind, str] | None]:
+) -> tuple[bytes, ChunkProblem | None]:
     """Check and decode one chunk's stored bytes (spec §Chunks). Never raises for content.
 
     Compressed: one complete zlib stream, nothing after it, inflating to exactly ``expected`` bytes.
@@ -193,7 +221,8 @@ def decode_chunk(
     media may hold up to a whole chunk (a padded last chunk, which libewf also reads); the excess is cut.
 
     Returns:
-        ``(data, None)`` for a good chunk, ``(b"", (fault kind, message))`` for a bad one.
+        ``(data, None)`` for a good chunk, ``(b"", (fault kind, message, expected, found))`` for a bad
+        one: the stored and computed Adler-32 (hex), the expected and decoded lengths, or zlib's error text.
     """
     if compressed:
         d = _decompressobj()
@@ -202,24 +231,58 @@ def decode_chunk(
         except _ZLIB_ERRORS as exc:
             # zlib's own Adler-32 of the inflated data failing is a checksum fault
             kind = FaultKind.CHECKSUM if "check" in str(exc).lower() else FaultKind.DECOMPRESS
-            return b"", (kind, f"zlib stream is corrupt ({exc})")
+            z_want, z_got = _zlib_check_values(stored, chunk_size) if kind is FaultKind.CHECKSUM else (None, None)
+            if z_want is not None:
+                return b"", (kind, f"zlib stream is corrupt ({exc})", z_want, z_got)
+            return b"", (kind, f"zlib stream is corrupt ({exc})", "a valid zlib stream", f"zlib error: {exc}")
         n = len(out)
         if not d.eof:
             if n > chunk_size:
-                return b"", (FaultKind.SIZE, f"inflates to more than the chunk size {chunk_size}")
-            return b"", (FaultKind.DECOMPRESS, "zlib stream does not end inside the chunk")
+                return b"", (
+                    FaultKind.SIZE,
+                    f"inflates to more than the chunk size {chunk_size}",
+                    f"{expected} bytes",
+                    f"more than {chunk_size} bytes",
+                )
+            return b"", (
+                FaultKind.DECOMPRESS,
+                "zlib stream does not end inside the chunk",
+                "a complete zlib stream",
+                f"a stream cut off after {len(stored)} stored bytes",
+            )
         if d.unused_data:
-            return b"", (FaultKind.SIZE, f"{len(d.unused_data)} bytes follow the zlib stream inside the chunk")
+            n_extra = len(d.unused_data)
+            return b"", (
+                FaultKind.SIZE,
+                f"{n_extra} bytes follow the zlib stream inside the chunk",
+                f"{len(stored) - n_extra} stored bytes",
+                f"{len(stored)} stored bytes",
+            )
         if n != expected and not (last and expected < n <= chunk_size):
-            return b"", (FaultKind.SIZE, f"inflates to {n} bytes, expected {expected}")
+            return b"", (
+                FaultKind.SIZE,
+                f"inflates to {n} bytes, expected {expected}",
+                f"{expected} bytes",
+                f"{n} bytes",
+            )
         return (out if n == expected else out[:expected]), None
     n = len(stored) - 4
     if n != expected and not (last and expected < n <= chunk_size):
-        return b"", (FaultKind.SIZE, f"stored size {len(stored)} is not {expected} bytes + 4-byte checksum")
+        return b"", (
+            FaultKind.SIZE,
+            f"stored size {len(stored)} is not {expected} bytes + 4-byte checksum",
+            f"{expected + 4} stored bytes",
+            f"{len(stored)} stored bytes",
+        )
     found = _adler32(memoryview(stored)[:n])
     want = int.from_bytes(stored[n:], "little")
     if found != want:
-        return b"", (FaultKind.CHECKSUM, f"Adler-32 {found:08x} does not match the stored {want:08x}")
+        return b"", (
+            FaultKind.CHECKSUM,
+            f"Adler-32 {found:08x} does not match the stored {want:08x}",
+            f"adler32:{want:08x}",
+            f"adler32:{found:08x}",
+        )
     return stored[:expected], None
 
 
@@ -311,6 +374,7 @@ class _Parsed:
     errors: list[tuple[int, int]] = field(default_factory=list)
     sessions: list[dict[str, int]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    header_used: dict[str, tuple[bytes, str, int]] = field(default_factory=dict)  # kind -> bytes, file, offset
     data_sections: list[tuple[int, int, bytes]] = field(default_factory=list)
 
 
@@ -480,7 +544,10 @@ class EWFImage(Image):
             if t in ("header", "header2", "xheader"):
                 p.header_counts[t] = p.header_counts.get(t, 0) + 1
                 if any(h.kind == t for h in p.headers):
-                    continue  # copies are identical; the first good one is used
+                    # writers store identical copies (EnCase: header2 twice); the first good one is
+                    # used, and any other copy must equal it, else one of them was altered or damaged
+                    self._check_header_copy(si, sec, p, codepage)
+                    continue
                 if sec.data_size > _MAX_HEADER_SECTION:
                     raise FormatError(
                         f"'{t}' section of {sec.data_size} bytes is implausibly large",
@@ -492,11 +559,20 @@ class EWFImage(Image):
                     p.headers.append(
                         parse_header_section(data, t, codepage=codepage, path=str(path), offset=sec.data_offset)
                     )
-                except FormatError:
-                    if p.header_counts[t] > 1 or not any(
-                        s.type == t for s in sections[idx + 1 :]
-                    ):  # no second copy left to try
+                    p.header_used[t] = (data, str(path), sec.offset)
+                except FormatError as exc:
+                    if not any(s.type == t for s in sections[idx + 1 :]):  # no further copy left to try
                         raise
+                    # the next copy is used, but a damaged copy is still damage to the image
+                    p.faults.append(
+                        Fault(
+                            FaultKind.METADATA,
+                            f"copy {p.header_counts[t]} of the '{t}' section in '{path}' at offset "
+                            f"0x{sec.offset:08x} is damaged ({exc}); the next copy is used",
+                            segment=str(path),
+                            offset=sec.offset,
+                        )
+                    )
             elif t in ("volume", "disk", "data"):
                 self._load_volume(si, sec, p)
             elif t == "sectors":
@@ -606,6 +682,45 @@ class EWFImage(Image):
             )
             return None
         return data
+
+    def _check_header_copy(self, si: int, sec: _Section, p: _Parsed, codepage: str) -> None:
+        """Compare a further ``header``/``header2``/``xheader`` copy with the one in use; a difference is a
+        METADATA fault naming the copy (damaged if it does not parse, else differing). Never raises."""
+        files = self._files
+        path = files.paths[si]
+        t = sec.type
+        used = p.header_used.get(t)
+        where = f"copy {p.header_counts[t]} of the '{t}' section in '{path}' at offset 0x{sec.offset:08x}"
+        if used is None:
+            return
+        if sec.data_size > _MAX_HEADER_SECTION:
+            data = None
+        else:
+            try:
+                data = files.pread_exact(si, sec.data_offset, sec.data_size, f"'{t}' section")
+            except FormatError:
+                data = None
+        if data == used[0]:
+            return
+        damaged = data is None
+        if data is not None:
+            try:
+                parse_header_section(data, t, codepage=codepage, path=str(path), offset=sec.data_offset)
+            except FormatError:
+                damaged = True
+        what = "is damaged" if damaged else "differs from"
+        p.faults.append(
+            Fault(
+                FaultKind.METADATA,
+                f"{where} {what} the copy in use ('{used[1]}' at offset 0x{used[2]:08x})"
+                if not damaged
+                else f"{where} is damaged; the copy in '{used[1]}' at offset 0x{used[2]:08x} is used",
+                segment=str(path),
+                offset=sec.offset,
+                expected=f"{len(used[0])} bytes equal to the copy in use",
+                found=f"{sec.data_size} bytes, {'damaged' if damaged else 'different'}",
+            )
+        )
 
     def _load_volume(self, si: int, sec: _Section, p: _Parsed) -> None:
         files = self._files
@@ -955,10 +1070,15 @@ class EWFImage(Image):
                 offset=start,
                 chunk=index,
                 media=media,
+                expected=f"{end - start} stored bytes",
+                found=f"{len(stored)} stored bytes",
             )
         data, problem = decode_chunk(stored, compressed, expected, cs, index == self._chunk_count - 1)
         if problem is not None:
-            raise _chunk_error(problem[0], problem[1], path=path, offset=start, chunk=index, media=media)
+            kind, message, want, got = problem
+            raise _chunk_error(
+                kind, message, path=path, offset=start, chunk=index, media=media, expected=want, found=got
+            )
         return data
 
     def _close_files(self) -> None:
