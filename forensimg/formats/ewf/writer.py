@@ -51,6 +51,7 @@ from forensimg.formats.ewf.header import (
 )
 from forensimg.formats.ewf.naming import segment_path
 from forensimg.image import Range
+from forensimg.outputs import OutputSet
 from forensimg.writer import ImageWriter, WriteResult
 
 _isal_zlib: Any
@@ -195,6 +196,11 @@ class EWFWriter(ImageWriter):
         software: acquisition software recorded in the headers (``av``, ≤ 11 characters).
         os_name: acquisition OS recorded in the headers (``ov``, ≤ 23 characters).
         fsync: flush every segment to stable storage at close (default).
+        mirror_paths: first-segment paths of further identical copies (see :mod:`forensimg.outputs`):
+            each chunk is compressed once and the same bytes go to every copy, segment by segment (each
+            copy named from its own first path). A copy that fails is dropped (it holds a prefix of the
+            others' files, without ``done``); the writer raises only when every copy failed. Per-copy
+            results are in ``WriteResult.details["copies"]``.
         **kwargs: see :class:`~forensimg.writer.ImageWriter` (case, source, sector_size, hashes, ...).
 
     Raises:
@@ -218,12 +224,13 @@ class EWFWriter(ImageWriter):
         software: str | None = None,
         os_name: str | None = None,
         fsync: bool = True,
+        mirror_paths: Sequence[str | os.PathLike[str]] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(path, **kwargs)
-        self._fd: int | None = None
         self._pool: ThreadPoolExecutor | None = None
         try:
+            self._out = OutputSet(_copy_bases(self.path, mirror_paths), _segment_namer, self._check_target)
             if chunk_size is not None:
                 # the registry-wide option, in bytes; EWF stores chunks as a sector count
                 if chunk_size <= 0 or chunk_size % self.sector_size:
@@ -345,42 +352,12 @@ class EWFWriter(ImageWriter):
     def _flush(self) -> None:
         if not self._iov:
             return
-        fd = self._fd
-        assert fd is not None
-        iov = self._iov
-        try:
-            while iov:
-                n = os.writev(fd, iov)
-                self._flushed_to += n
-                if n == self._iov_bytes:
-                    break
-                # partial write: drop what was written and go on
-                self._iov_bytes -= n
-                while n:
-                    first = iov[0]
-                    ln = len(first)
-                    if n >= ln:
-                        n -= ln
-                        iov.pop(0)
-                    else:
-                        iov[0] = memoryview(first)[n:]
-                        n = 0
-        except OSError as exc:
-            p = self._paths[-1]
-            raise WriteError(
-                f"cannot write '{p}': {exc.strerror}", path=p, offset=self._flushed_to, errno_=exc.errno
-            ) from None
+        iov, total = self._iov, self._iov_bytes
         self._iov = []
         self._iov_bytes = 0
-
-    def _pwrite(self, fd: int, data: bytes, offset: int, path: Path) -> None:
-        try:
-            if os.pwrite(fd, data, offset) != len(data):
-                raise OSError(28, "short write")
-        except OSError as exc:
-            raise WriteError(
-                f"cannot write '{path}': {exc.strerror}", path=path, offset=offset, errno_=exc.errno
-            ) from None
+        # the same bytes to every live copy (a copy that fails is dropped; WriteError when none is left)
+        self._out.writev(iov, total)
+        self._flushed_to += total
 
     # -- segments ---------------------------------------------------------------------------------
 
@@ -390,11 +367,15 @@ class EWFWriter(ImageWriter):
             p = self.path if number == 1 else segment_path(self.path, number)
         except ValueError as exc:
             raise WriteError(f"too many segments for '{self.path}': {exc}", path=self.path) from None
-        self._check_target(p)
         try:
-            self._fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise WriteError(f"cannot create '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
+            if number == 1:
+                self._out.check_new(1)  # refuse before creating any copy
+            else:
+                for c in self._out.live:
+                    _segment_namer(c.base, number)  # every copy can take this many segments
+        except ValueError as exc:
+            raise WriteError(f"too many segments for '{self.path}': {exc}", path=self.path) from None
+        self._out.open_segment(number)
         self._paths.append(p)
         self._seg_pos = 0
         self._flushed_to = 0
@@ -447,9 +428,7 @@ class EWFWriter(ImageWriter):
         self._close_group()
         self._emit(_descriptor("next", self._seg_pos, 0))
         self._flush()
-        fd, self._fd = self._fd, None
-        assert fd is not None
-        os.close(fd)
+        self._out.close_segment()
 
     # -- groups -----------------------------------------------------------------------------------
 
@@ -467,8 +446,7 @@ class EWFWriter(ImageWriter):
         desc = _descriptor("sectors", base, self._seg_pos - base)
         if self._flushed_to > base:  # already on disk: patch it there
             self._flush()
-            assert self._fd is not None
-            self._pwrite(self._fd, desc, base, self._paths[-1])
+            self._out.pwrite(desc, base)
         else:
             self._group_desc[:] = desc
         entries = _entries_bytes(self._group_entries)
@@ -649,34 +627,26 @@ class EWFWriter(ImageWriter):
         self._flush()
         # the counts are known now: rewrite volume and every data section (ewf-notes §6.5)
         volume = self._volume_data()
-        last = self._paths[-1]
-        assert self._fd is not None
-        patches: dict[Path, list[int]] = {}
-        patches.setdefault(self._paths[0], []).append(self._volume_at)
+        last = len(self._paths)
+        patches: dict[int, list[int]] = {}  # segment number -> offsets of its volume/data section
+        patches.setdefault(1, []).append(self._volume_at)
+        index = {p: i + 1 for i, p in enumerate(self._paths)}
         for p, off in self._data_sections:
-            patches.setdefault(p, []).append(off)
-        for p, offsets in patches.items():
-            fd = self._fd if p == last else self._reopen(p)
-            try:
-                for off in offsets:
-                    self._pwrite(fd, volume, off + _DESC, p)
-                if self._fsync and p != last:
-                    os.fsync(fd)
-            finally:
-                if fd != self._fd:
-                    os.close(fd)
-        fd, self._fd = self._fd, None
+            patches.setdefault(index[p], []).append(off)
         try:
+            for number, offsets in patches.items():
+                for off in offsets:
+                    self._out.pwrite(volume, off + _DESC, number)
+                if self._fsync and number != last:
+                    self._out.sync_segment(number)
             if self._fsync:
-                os.fsync(fd)
-        except OSError as exc:
-            raise WriteError(f"cannot sync '{last}': {exc.strerror}", path=last, errno_=exc.errno) from None
+                self._out.fsync()
         finally:
-            os.close(fd)
+            self._out.close_segment()
         self._shutdown_pool()
         return WriteResult(
             format=self.format,
-            paths=tuple(self._paths),
+            paths=tuple(self._out.primary.paths),
             size=self.position,
             hashes=dict(hashes),
             unreadable=unreadable,
@@ -691,14 +661,14 @@ class EWFWriter(ImageWriter):
                 "compressor": self._compressor_label,
                 "set_identifier": str(self.set_uuid),
                 "error2_entries": len(errors),
+                "copies": self._out.details(),
             },
         )
 
-    def _reopen(self, p: Path) -> int:
-        try:
-            return os.open(p, os.O_WRONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise WriteError(f"cannot reopen '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
+    @property
+    def copies(self) -> list[dict[str, Any]]:
+        """Every copy (the first is ``path``): paths, whether it is still complete, failure offset and error."""
+        return self._out.details()
 
     def _shutdown_pool(self) -> None:
         pool, self._pool = self._pool, None
@@ -710,9 +680,9 @@ class EWFWriter(ImageWriter):
 
     def _release(self) -> None:
         self._shutdown_pool()
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+        out: OutputSet | None = getattr(self, "_out", None)  # None: the constructor failed before it
+        if out is not None:
+            out.close_segment()
 
     def _abort(self) -> None:
         """Stop; what was written stays, without ``done`` (readers report the set as incomplete).
@@ -722,7 +692,7 @@ class EWFWriter(ImageWriter):
         abort may be the consequence of a write error).
         """
         try:
-            if self._fd is not None:
+            if self._out.is_open:
                 self._drain()
                 self._close_group()
                 self._flush()
@@ -731,6 +701,22 @@ class EWFWriter(ImageWriter):
         finally:
             self._iov = []
             self._release()
+
+
+def _segment_namer(base: Path, number: int) -> Path:
+    return base if number == 1 else segment_path(base, number)
+
+
+def _copy_bases(path: Path, mirror_paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """``[path, *mirror_paths]``, refusing a copy named twice (it would be written over itself)."""
+    bases = [path, *(Path(m) for m in mirror_paths)]
+    seen: set[Path] = set()
+    for b in bases:
+        key = Path(os.path.abspath(b))
+        if key in seen:
+            raise UsageError(f"'{b}' is named twice as a copy of the image", path=b)
+        seen.add(key)
+    return bases
 
 
 def create_writer(path: Path, **options: Any) -> ImageWriter:

@@ -18,7 +18,7 @@ import threading
 import uuid as uuidlib
 from array import array
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +61,7 @@ from forensimg.formats.fimg.structs import CHECKPOINT_FIXED, FOOTER, HEADER, RAN
 from forensimg.hashing import MultiHasher
 from forensimg.image import CaseInfo, Range, SourceInfo, merge_ranges
 from forensimg.merkle import level_nodes, root_from_nodes, top_level
+from forensimg.outputs import OutputSet
 from forensimg.records import fsync_dir
 from forensimg.streams import SegmentSet
 from forensimg.writer import ImageWriter, WriteResult
@@ -108,6 +109,11 @@ class FimgWriter(ImageWriter):
         custody_event: a custody event (JSON-able mapping) embedded in the final metadata.
         sync: ``background`` (default: checkpoints are synced by a helper thread while writing goes on) or
             ``strict`` (data synced before each checkpoint and the checkpoint after it, before returning).
+        mirror_paths: first-segment paths of further identical copies (see :mod:`forensimg.outputs`): each
+            chunk is encoded once and the same bytes go to every copy, segment by segment. A copy that
+            fails is dropped (its files hold a prefix of the others', checkpoints included, so it can be
+            resumed on its own); the writer raises only when every copy failed. Per-copy results are in
+            ``WriteResult.details["copies"]``. The metadata lists the first copy's segment names.
         **kwargs: see :class:`~forensimg.writer.ImageWriter` (``hashes`` defaults to ``sha256``).
 
     Raises:
@@ -129,11 +135,13 @@ class FimgWriter(ImageWriter):
         workers: int | None = None,
         custody_event: Mapping[str, Any] | None = None,
         sync: str = "background",
+        mirror_paths: Sequence[str | os.PathLike[str]] = (),
         _resume: _ResumeState | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("hashes", ("sha256",))
         super().__init__(path, **kwargs)
+        self._out = OutputSet(_copy_bases(self.path, mirror_paths), segment_name, self._check_target)
         check_chunk_size(chunk_size)
         if self.sector_size < 256 or self.sector_size > chunk_size:
             raise UsageError(f"fimg sector size must be 256..chunk size, not {self.sector_size}")
@@ -158,7 +166,7 @@ class FimgWriter(ImageWriter):
             raise UsageError(f"sync must be 'background' or 'strict', not {sync!r}")
         self.sync = sync
         self._syncer: ThreadPoolExecutor | None = None
-        self._sync_future: Future[None] | None = None
+        self._sync_future: Future[list[tuple[int, OSError]]] | None = None
         self._tls = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._inflight: deque[Future[list[tuple[bytes, bytes | None, bytes, int]]]] = deque()
@@ -167,8 +175,6 @@ class FimgWriter(ImageWriter):
         self._iov: list[bytes] = []
         self._iov_len = 0
         self._iov_marks: list[tuple[int, int]] = []  # (end of a chunk record within _iov, its media bytes)
-        self._flushed_media = 0  # media bytes of the chunk records the OS accepted (media_stored)
-        self._fd: int | None = None
         self._paths: list[Path] = []
         self._header_digests: list[bytes] = []
         self._seg_off = 0
@@ -219,16 +225,13 @@ class FimgWriter(ImageWriter):
         body = json.dumps(self._initial_meta, sort_keys=True).encode("utf-8")
         self._append(pack_record(T_METADATA, 0, len(body), hashlib.sha256(body).digest()), body)
         self._checkpoint(durable=True)  # checkpoint 1: nothing committed yet, but the image is resumable
-        fsync_dir(self.path.parent)
+        self._out.fsync_dirs()
 
     def _open_segment(self, number: int) -> None:
         p = segment_name(self.path, number)
-        self._check_target(p)
-        try:
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise WriteError(f"cannot create '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
-        self._fd = fd
+        if number == 1:
+            self._out.check_new(1)  # refuse before creating any copy
+        self._out.open_segment(number)
         self._paths.append(p)
         self._seg_off = 0
         self._seg_records = 0
@@ -240,9 +243,7 @@ class FimgWriter(ImageWriter):
         try:
             self._wait_sync()
         finally:
-            fd, self._fd = self._fd, None
-            if fd is not None:
-                os.close(fd)
+            self._out.close_segment()
 
     def _append(self, head: bytes, body: bytes | None, *, is_record: bool = True, media: int = 0) -> int:
         """Queue bytes at the end of the current segment; returns their file offset.
@@ -271,34 +272,14 @@ class FimgWriter(ImageWriter):
         marks, self._iov_marks = self._iov_marks, []
         if not iov:
             return
-        assert self._fd is not None
-        done = 0
-        try:
-            done = os.writev(self._fd, iov)
-            if done != total:  # a short write (a disk filling up): finish it piece by piece
-                view = memoryview(b"".join(iov))[done:]
-                while view:
-                    n = os.write(self._fd, view)
-                    view = view[n:]
-                    done += n
-        except OSError as exc:
-            # the chunk records that reached the file whole still count for media_stored
-            self._flushed_media += sum(m for end, m in marks if end <= done)
-            p = self._paths[-1]
-            raise WriteError(
-                f"cannot write '{p}': {exc.strerror}", path=p, offset=self._seg_off - total + done, errno_=exc.errno
-            ) from None
-        self._flushed_media += sum(m for _, m in marks)
+        # every live copy gets the same bytes; the chunk records that reached a copy whole count for its
+        # media_stored (a copy that fails is dropped; WriteError only when none is left)
+        self._out.writev(iov, total, marks)
 
     def _sync(self) -> None:
         self._wait_sync()
         self._flush()
-        assert self._fd is not None
-        try:
-            os.fdatasync(self._fd)
-        except OSError as exc:
-            p = self._paths[-1]
-            raise WriteError(f"cannot sync '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
+        self._out.fsync(data_only=True)
 
     # -- checkpoints (spec §5.2) ------------------------------------------------------------------
 
@@ -346,17 +327,12 @@ class FimgWriter(ImageWriter):
         self._wait_sync()
         if self._syncer is None:
             self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forensimg-fimg-sync")
-        assert self._fd is not None
-        self._sync_future = self._syncer.submit(os.fdatasync, self._fd)
+        self._sync_future = self._syncer.submit(self._out.sync_job(data_only=True))
 
     def _wait_sync(self) -> None:
         fut, self._sync_future = self._sync_future, None
         if fut is not None:
-            try:
-                fut.result()
-            except OSError as exc:
-                p = self._paths[-1]
-                raise WriteError(f"cannot sync '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
+            self._out.apply_sync_results(fut.result())
 
     def _checkpoint_size(self, extra_entries: int) -> int:
         n = len(self._index) + extra_entries - self._ckpt_count
@@ -419,7 +395,7 @@ class FimgWriter(ImageWriter):
                 self._checkpoint(durable=True)
                 self._close_segment()
                 self._open_segment(len(self._paths) + 1)
-                fsync_dir(self.path.parent)
+                self._out.fsync_dirs()
             off = self._append(head, payload, media=n)
             self._index.append(location(len(self._paths), off))
             self._digests += digest
@@ -432,7 +408,7 @@ class FimgWriter(ImageWriter):
             self._drain_one()
 
     def _write(self, data: bytes) -> None:
-        if self._fd is None:
+        if not self._out.is_open:
             raise ValueError("the fimg writer has no open segment")
         cs = self.chunk_size
         view = memoryview(data)
@@ -536,17 +512,18 @@ class FimgWriter(ImageWriter):
         self._append(footer[:104] + seal, None, is_record=False)
         self._sync()
         self._close_segment()
-        fsync_dir(self.path.parent)
+        self._out.fsync_dirs()
         self._shutdown_pool()
         return WriteResult(
             format="fimg",
-            paths=tuple(self._paths),
+            paths=tuple(self._out.primary.paths),
             size=self.position,
             hashes=dict(hashes),
             unreadable=unreadable,
             details={
                 "merkle_root": root.hex(), "chunk_size": self.chunk_size, "chunk_count": len(self._index),
                 "uuid": str(uuidlib.UUID(bytes=self.uuid)), "compression": self.compression,
+                "copies": self._out.details(),
             },
         )
 
@@ -561,7 +538,7 @@ class FimgWriter(ImageWriter):
     def _abort(self) -> None:
         """Write what is done, checkpoint it and stop: the image stays incomplete and resumable."""
         try:
-            if self._fd is not None:
+            if self._out.is_open:
                 self._submit()  # whole chunks still waiting in the batch; a partial chunk is dropped
                 self._drain()
                 self._checkpoint()
@@ -577,7 +554,12 @@ class FimgWriter(ImageWriter):
         """Media bytes of the chunk records the OS accepted: after a write error, the target holds the
         chunks of ``[0, media_stored)`` (whole chunks; a checkpoint makes them resumable, see
         :attr:`committed`)."""
-        return self._flushed_media
+        return self._out.copies[0].media
+
+    @property
+    def copies(self) -> list[dict[str, Any]]:
+        """Every copy (the first is ``path``): paths, whether it is still complete, failure offset and error."""
+        return self._out.details()
 
     @property
     def committed(self) -> int:
@@ -600,7 +582,7 @@ class FimgWriter(ImageWriter):
         self._digests = st.digests
         self._next_index = len(st.index)
         self._media_done = st.media
-        self._flushed_media = st.media
+        self._out.copies[0].media = st.media
         self._pos = st.media
         self._unreadable = list(st.unreadable)
         self._ckpt_seq = st.ckpt_seq
@@ -610,10 +592,15 @@ class FimgWriter(ImageWriter):
         self._resumed_at = [*st.meta.get("acquisition", {}).get("resumed_at", []), datetime.now(UTC).isoformat()]
         p = self._paths[-1]
         try:
-            self._fd = os.open(p, os.O_WRONLY | os.O_CLOEXEC)
-            os.lseek(self._fd, st.end, os.SEEK_SET)
+            fd = os.open(p, os.O_WRONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise WriteError(f"cannot reopen '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
+        try:
+            os.lseek(fd, st.end, os.SEEK_SET)
+        except OSError as exc:
+            os.close(fd)
+            raise WriteError(f"cannot reopen '{p}': {exc.strerror}", path=p, errno_=exc.errno) from None
+        self._out.adopt(fd, self._paths, st.end)
         self._seg_off = st.end
         self._seg_records = 1
         if self._hasher is not None:
@@ -628,6 +615,18 @@ class FimgWriter(ImageWriter):
             st.hasher.close()
         if st.needs_checkpoint:
             self._checkpoint()
+
+
+def _copy_bases(path: Path, mirror_paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """``[path, *mirror_paths]``, refusing a copy named twice (it would be written over itself)."""
+    bases = [path, *(Path(m) for m in mirror_paths)]
+    seen: set[Path] = set()
+    for b in bases:
+        key = Path(os.path.abspath(b))
+        if key in seen:
+            raise UsageError(f"'{b}' is named twice as a copy of the image", path=b)
+        seen.add(key)
+    return bases
 
 
 class _ResumeState:

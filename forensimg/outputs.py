@@ -1,0 +1,329 @@
+"""Mirrored output files: one encoded byte stream written to several copies of an image.
+
+A writer that mirrors (``mirror_paths=[...]`` on the E01 and fimg writers) encodes each chunk once and
+hands the bytes to an :class:`OutputSet`, which applies every file operation (create a segment, write,
+patch in place, sync, close) to every copy that is still alive. A copy whose operation fails (a disk
+filling up, an I/O error, a removed disk) is dropped: the exact segment file, file offset and error are
+recorded in its :class:`Copy` and the other copies go on. Only when every copy has failed does the
+operation raise :class:`~forensimg.errors.WriteError` (the last failure), so that a writer with a single
+copy behaves exactly as one writing its own file.
+
+Every copy has the same segment structure; its names derive from its own base path (folder and name may
+differ between copies), through the format's segment namer. A copy that failed part-way holds a prefix
+of the bytes of the good copies, file by file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forensimg.errors import WriteError
+from forensimg.records import fsync_dir
+
+__all__ = ["Copy", "OutputSet"]
+
+log = logging.getLogger(__name__)
+
+Namer = Callable[[Path, int], Path]
+"""Segment path of a copy: ``(base path, segment number from 1) -> path``."""
+
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass
+class Copy:
+    """One copy of the output.
+
+    Attributes:
+        base: its first segment's path.
+        paths: the segment files created so far, in order.
+        error: why it was dropped (``None`` while it is alive).
+        failed_path: the segment file whose operation failed.
+        failed_offset: the file offset in ``failed_path`` where the failure happened (for a write: the
+            copy holds that file's bytes ``[0, failed_offset)``).
+        media: media bytes of the records that reached this copy whole (as counted by the writer's marks).
+    """
+
+    base: Path
+    paths: list[Path] = field(default_factory=list)
+    error: WriteError | None = None
+    failed_path: Path | None = None
+    failed_offset: int | None = None
+    media: int = 0
+    fd: int | None = field(default=None, repr=False)
+    pos: int = field(default=0, repr=False)  # bytes written to the current segment
+
+    @property
+    def alive(self) -> bool:
+        """True until an operation on this copy failed."""
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (what ``WriteResult.details["copies"]`` holds)."""
+        return {
+            "path": str(self.base),
+            "paths": [str(p) for p in self.paths],
+            "complete": self.error is None,
+            "error": str(self.error) if self.error is not None else None,
+            "errno": self.error.errno if self.error is not None else None,
+            "failed_path": str(self.failed_path) if self.failed_path is not None else None,
+            "failed_offset": self.failed_offset,
+            "media_stored": self.media,
+        }
+
+
+class OutputSet:
+    """Applies each file operation to every live copy; drops a copy that fails (see the module docstring).
+
+    Args:
+        bases: first-segment path of each copy; the first is the primary.
+        namer: segment naming of the format.
+        check: called with each new segment path before it is created (refuse an existing file).
+    """
+
+    def __init__(self, bases: Sequence[Path], namer: Namer, check: Callable[[Path], None] | None = None) -> None:
+        if not bases:
+            raise ValueError("an output set needs at least one copy")
+        self.copies = [Copy(Path(b)) for b in bases]
+        self._namer = namer
+        self._check = check
+        self._graveyard: list[int] = []  # fds of dropped copies, closed with the segment (a sync may use them)
+
+    # -- state ------------------------------------------------------------------------------------
+
+    @property
+    def live(self) -> list[Copy]:
+        """The copies still written."""
+        return [c for c in self.copies if c.error is None]
+
+    @property
+    def primary(self) -> Copy:
+        """The first live copy (the first copy when none is alive)."""
+        for c in self.copies:
+            if c.error is None:
+                return c
+        return self.copies[0]
+
+    def _drop(self, c: Copy, exc: WriteError, path: Path | None, offset: int | None) -> None:
+        c.error = exc
+        c.failed_path = path
+        c.failed_offset = offset
+        if c.fd is not None:
+            self._graveyard.append(c.fd)
+            c.fd = None
+        if any(o.error is None for o in self.copies):
+            log.warning("copy %s dropped, the other copies go on: %s", c.base, exc)
+
+    def _raise_if_all_failed(self) -> None:
+        if all(c.error is not None for c in self.copies):
+            err = self.copies[0].error if len(self.copies) == 1 else _last_error(self.copies)
+            assert err is not None
+            raise err
+
+    # -- segments ---------------------------------------------------------------------------------
+
+    def check_new(self, number: int) -> list[Path]:
+        """Segment ``number``'s path of every live copy, each checked with ``check`` (raises on the first refused)."""
+        out = []
+        for c in self.live:
+            p = self._namer(c.base, number)
+            if self._check is not None:
+                self._check(p)
+            out.append(p)
+        return out
+
+    def open_segment(self, number: int) -> None:
+        """Create segment ``number`` in every live copy (``O_TRUNC``; the writer checked the names).
+
+        Raises:
+            WriteError: no copy could create it.
+        """
+        for c in self.live:
+            p = self._namer(c.base, number)
+            if number > 1 and self._check is not None:
+                try:
+                    self._check(p)
+                except WriteError as exc:
+                    self._drop(c, exc, p, 0)
+                    continue
+            try:
+                fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                self._drop(c, WriteError(f"cannot create '{p}': {exc.strerror}", path=p, errno_=exc.errno), p, 0)
+                continue
+            c.fd = fd
+            c.paths.append(p)
+            c.pos = 0
+        self._raise_if_all_failed()
+
+    def adopt(self, fd: int, paths: Sequence[Path], pos: int) -> None:
+        """Take over an open file (resume of a single copy): ``paths`` so far, ``fd`` on the last one at ``pos``."""
+        c = self.copies[0]
+        c.paths = list(paths)
+        c.fd = fd
+        c.pos = pos
+
+    def close_segment(self) -> None:
+        """Close the current segment of every copy (and the files of dropped copies)."""
+        for c in self.copies:
+            fd, c.fd = c.fd, None
+            if fd is not None:
+                os.close(fd)
+        graveyard, self._graveyard = self._graveyard, []
+        for fd in graveyard:
+            os.close(fd)
+
+    @property
+    def is_open(self) -> bool:
+        """True while a segment is open in some live copy."""
+        return any(c.fd is not None for c in self.copies)
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def writev(self, iov: Sequence[Buffer], total: int, marks: Sequence[tuple[int, int]] = ()) -> None:
+        """Append ``iov`` (``total`` bytes) to the current segment of every live copy.
+
+        ``marks``: ``(end within iov, media bytes)`` of each record, so that each copy counts the media
+        of the records that reached it whole (:attr:`Copy.media`).
+
+        Raises:
+            WriteError: every copy has failed.
+        """
+        if not iov:
+            return
+        for c in self.live:
+            assert c.fd is not None
+            done = 0
+            try:
+                done = os.writev(c.fd, iov)
+                if done != total:  # a short write (a disk filling up): go on from where it stopped
+                    view = memoryview(b"".join(iov))[done:]
+                    while view:
+                        n = os.write(c.fd, view)
+                        view = view[n:]
+                        done += n
+            except OSError as exc:
+                c.media += sum(m for end, m in marks if end <= done)
+                p = c.paths[-1]
+                off = c.pos + done
+                c.pos = off
+                self._drop(c, WriteError(f"cannot write '{p}': {exc.strerror}", path=p, offset=off,
+                                         errno_=exc.errno), p, off)
+                continue
+            c.pos += total
+            c.media += sum(m for _, m in marks)
+        self._raise_if_all_failed()
+
+    def pwrite(self, data: Buffer, offset: int, segment: int | None = None) -> None:
+        """Overwrite ``data`` at ``offset`` in segment number ``segment`` (default: the current one) of every
+        live copy; an earlier segment is reopened, written, synced (with ``sync``) and closed.
+
+        Raises:
+            WriteError: every copy has failed.
+        """
+        for c in self.live:
+            idx = len(c.paths) if segment is None else segment
+            p = c.paths[idx - 1]
+            fd = c.fd if idx == len(c.paths) else None
+            try:
+                if fd is None:
+                    fd = os.open(p, os.O_WRONLY | os.O_CLOEXEC)
+                    try:
+                        _pwrite_all(fd, data, offset)
+                    finally:
+                        os.close(fd)
+                else:
+                    _pwrite_all(fd, data, offset)
+            except OSError as exc:
+                self._drop(c, WriteError(f"cannot write '{p}': {exc.strerror}", path=p, offset=offset,
+                                         errno_=exc.errno), p, offset)
+        self._raise_if_all_failed()
+
+    def sync_segment(self, number: int) -> None:
+        """``fsync`` an earlier (closed) segment of every live copy."""
+        for c in self.live:
+            p = c.paths[number - 1]
+            try:
+                fd = os.open(p, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self._drop(c, WriteError(f"cannot sync '{p}': {exc.strerror}", path=p, errno_=exc.errno), p, None)
+        self._raise_if_all_failed()
+
+    def fsync(self, *, data_only: bool = False) -> None:
+        """``fsync`` (or ``fdatasync``) the current segment of every live copy.
+
+        Raises:
+            WriteError: every copy has failed.
+        """
+        self.apply_sync_results(_sync_all(self._sync_targets(), data_only))
+
+    def sync_job(self, *, data_only: bool = True) -> Callable[[], list[tuple[int, OSError]]]:
+        """A function that syncs the current segment of every live copy, for a helper thread; hand its
+        result to :meth:`apply_sync_results` in the writing thread (copies are dropped only there)."""
+        targets = self._sync_targets()
+        return lambda: _sync_all(targets, data_only)
+
+    def _sync_targets(self) -> list[tuple[int, int]]:
+        out = []
+        for i, c in enumerate(self.copies):
+            if c.error is None and c.fd is not None:
+                out.append((i, c.fd))
+        return out
+
+    def apply_sync_results(self, failures: list[tuple[int, OSError]]) -> None:
+        """Drop the copies whose sync failed.
+
+        Raises:
+            WriteError: every copy has failed.
+        """
+        for i, exc in failures:
+            c = self.copies[i]
+            if c.error is None:
+                p = c.paths[-1]
+                self._drop(c, WriteError(f"cannot sync '{p}': {exc.strerror}", path=p, errno_=exc.errno), p, None)
+        self._raise_if_all_failed()
+
+    def fsync_dirs(self) -> None:
+        """Sync the folder of every live copy (new names survive a power loss)."""
+        seen = set()
+        for c in self.live:
+            d = c.base.parent
+            if d not in seen:
+                seen.add(d)
+                fsync_dir(d)
+
+    # -- results ----------------------------------------------------------------------------------
+
+    def details(self) -> list[dict[str, Any]]:
+        """Every copy's :meth:`Copy.to_dict`, in the order given."""
+        return [c.to_dict() for c in self.copies]
+
+
+def _pwrite_all(fd: int, data: Buffer, offset: int) -> None:
+    if os.pwrite(fd, data, offset) != len(data):
+        raise OSError(28, "short write")
+
+
+def _sync_all(targets: list[tuple[int, int]], data_only: bool) -> list[tuple[int, OSError]]:
+    out: list[tuple[int, OSError]] = []
+    sync = os.fdatasync if data_only else os.fsync
+    for i, fd in targets:
+        try:
+            sync(fd)
+        except OSError as exc:
+            out.append((i, exc))
+    return out
+
+
+def _last_error(copies: Sequence[Copy]) -> WriteError | None:
+    """The primary's error: the one a single-copy writer would have raised."""
+    return copies[0].error
