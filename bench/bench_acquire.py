@@ -25,69 +25,37 @@ The media MD5 of the E01 runs and the input's MD5 must agree (exit 1 otherwise).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import hashlib
-import importlib.util
-import json
 import os
-import platform
 import pty
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
-OUT_DIR = BENCH_DIR / "out"
+from _common import (
+    OUT_DIR,
+    REPO_ROOT,
+    Stats,
+    Stopwatch,
+    add_common_options,
+    environment,
+    import_forensimg,
+    markdown_table,
+    prepare_input,
+    tool_version,
+    warm_cache,
+    write_json,
+)
+
 WORK = OUT_DIR / "acq"
-
-
-def _load_gen_input() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("forensimg_bench_gen_input", BENCH_DIR / "gen_input.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def prepare_input(size: int, seed: int, gen: ModuleType) -> tuple[Path, bool]:
-    """The cached benchmark input (shared with bench_hash.py); generated when missing."""
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    stem = f"hash-input-{size}-s{seed}-g{gen.GENERATOR_VERSION}"
-    path = OUT_DIR / f"{stem}.bin"
-    if path.exists() and path.stat().st_size == size:
-        return path, True
-    summary = gen.generate(path, size, seed)
-    meta = {k: v for k, v in summary.items() if k != "regions"}
-    (OUT_DIR / f"{stem}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return path, False
-
-
-def warm(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb", buffering=0) as fh:
-        while block := fh.read(8 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _cpu_children() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+BASELINE = "ewfacquire -c fast -d sha1"
 
 
 def _run(args: list[str], tty: bool) -> tuple[float, float, str]:
     """Run a command; stderr on a pseudo-terminal when ``tty`` (drained). Returns (wall, cpu, stderr)."""
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    cpu0 = _cpu_children()
     captured: list[bytes] = []
     if tty:
         master, slave = pty.openpty()
@@ -104,81 +72,58 @@ def _run(args: list[str], tty: bool) -> tuple[float, float, str]:
 
         t = threading.Thread(target=drain, daemon=True)
         t.start()
-        started = time.perf_counter()
-        proc = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL, cwd=ROOT,
-                              check=False)
-        elapsed = time.perf_counter() - started
+        with Stopwatch("children") as sw:
+            proc = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL,
+                                  cwd=REPO_ROOT, check=False)
         os.close(slave)
         t.join(timeout=5)
         os.close(master)
     else:
-        started = time.perf_counter()
-        proc = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, check=False)
-        elapsed = time.perf_counter() - started
+        with Stopwatch("children") as sw:
+            proc = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO_ROOT,
+                                  check=False)
         captured.append(proc.stderr or b"")
     if proc.returncode != 0:
         raise SystemExit(f"{args[0]} failed ({proc.returncode}): {b''.join(captured)[-2000:].decode(errors='replace')}")
-    return elapsed, _cpu_children() - cpu0, b"".join(captured).decode(errors="replace")
+    return sw.wall, sw.cpu, b"".join(captured).decode(errors="replace")
 
 
 def media_md5(first: Path) -> str:
-    sys.path.insert(0, str(ROOT))
-    import forensimg
-    from forensimg.hashing import hash_image
-
+    """MD5 of the media of an image, read with forensimg."""
+    forensimg = import_forensimg("forensimg.hashing")
     with forensimg.open(first) as img:
-        return hash_image(img, ("md5",))["md5"]
-
-
-def environment() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ver = subprocess.run(["ewfacquire", "-V"], capture_output=True, text=True, check=False).stdout.split()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
-                            check=False).stdout.strip()
-    return {
-        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "ewfacquire": " ".join(ver[:2]) if ver else "unknown",
-        "commit": commit,
-        "loadavg_before": os.getloadavg(),
-    }
+        md5: str = forensimg.hashing.hash_image(img, ("md5",))["md5"]
+    return md5
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0, or 1 if a media MD5 differs from the input's."""
-    gen = _load_gen_input()
     ap = argparse.ArgumentParser(description="acquire throughput: forensimg (E01, fimg) vs ewfacquire.")
-    ap.add_argument("--size", default="1G")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=1)
+    add_common_options(ap, repeat=1)
     ap.add_argument("--keep", action="store_true", help="keep a freshly generated input")
-    ap.add_argument("--json-out", default=None)
     a = ap.parse_args(argv)
-    size = gen.parse_size(a.size)
-    src, reused = prepare_input(size, a.seed, gen)
-    env = environment()
-    print(f"input {src} ({size} bytes, {'reused' if reused else 'generated'}); warming the page cache", flush=True)
-    md5_in = warm(src)
+    size = a.size
+    inp = prepare_input(size, a.seed)
+    src = inp.path
+    env = environment(
+        ewfacquire=tool_version("ewfacquire", "-V", words=2),
+        commit=tool_version("git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"),
+        loadavg_before=os.getloadavg(),
+    )
+    print(f"input {src} ({size} bytes, {'reused' if inp.reused else 'generated'}); warming the page cache",
+          flush=True)  # fmt: skip
+    md5_in = warm_cache(src, md5=True).md5
     fx = [sys.executable, "-m", "forensimg", "--no-custody"]
     methods: dict[str, tuple[list[str], bool, Path]] = {
-        "ewfacquire -c fast -d sha1": (
+        BASELINE: (
             ["ewfacquire", "-u", "-q", "-c", "fast", "-d", "sha1", "-f", "encase6", "-t", str(WORK / "e"), str(src)],
             False, WORK / "e.E01"),
         "forensimg acquire → E01": ([*fx, "acquire", str(src), str(WORK / "f.E01")], True, WORK / "f.E01"),
         "forensimg acquire → fimg": ([*fx, "acquire", str(src), str(WORK / "f.fimg")], True, WORK / "f.fimg"),
-    }
+    }  # fmt: skip
     rounds: dict[str, list[dict[str, float]]] = {k: [] for k in methods}
     bad = 0
+    # the rounds take turns between the methods; each run measures itself (the pty set-up is not timed)
     for r in range(a.repeat):
         for name, (args, tty, first) in methods.items():
             wall, cpu, err = _run(args, tty)
@@ -194,24 +139,23 @@ def main(argv: list[str] | None = None) -> int:
                     bad += 1
                     note += f" MD5 MISMATCH {got}"
             print(f"round {r + 1} {name}: {wall:.2f} s, {size / wall / 1e6:.0f} MB/s, cpu {cpu:.1f} s{note}",
-                  flush=True)
+                  flush=True)  # fmt: skip
     shutil.rmtree(WORK, ignore_errors=True)
-    base = min(x["wall"] for x in rounds["ewfacquire -c fast -d sha1"])
+    base = min(x["wall"] for x in rounds[BASELINE])
     print()
-    print("| method | best s | median s | MB/s (best) | CPU s | vs ewfacquire |")
-    print("|---|---:|---:|---:|---:|---:|")
     summary = {}
+    cells = []
     for name, rs in rounds.items():
-        best = min(x["wall"] for x in rs)
-        med = statistics.median(x["wall"] for x in rs)
+        wall = Stats.of(x["wall"] for x in rs)
         cpu = min(x["cpu"] for x in rs)
-        summary[name] = {"best": best, "median": med, "cpu": cpu, "ratio": base / best}
-        print(f"| {name} | {best:.2f} | {med:.2f} | {size / best / 1e6:.0f} | {cpu:.1f} | {base / best:.2f}× |")
+        summary[name] = {"best": wall.best, "median": wall.median, "cpu": cpu, "ratio": base / wall.best}
+        cells.append([name, f"{wall.best:.2f}", f"{wall.median:.2f}", f"{size / wall.best / 1e6:.0f}", f"{cpu:.1f}",
+                      f"{base / wall.best:.2f}×"])  # fmt: skip
+    print(markdown_table(["method", "best s", "median s", "MB/s (best)", "CPU s", "vs ewfacquire"], "lrrrrr", cells))
     if a.json_out:
-        Path(a.json_out).write_text(json.dumps({"environment": env, "size": size, "input_md5": md5_in,
-                                                "rounds": rounds, "summary": summary}, indent=2) + "\n")
-    if not reused and not a.keep:
-        src.unlink()
+        write_json(a.json_out, {"environment": env, "size": size, "input_md5": md5_in, "rounds": rounds,
+                                "summary": summary})  # fmt: skip
+    inp.discard(a.keep)
     return 1 if bad else 0
 
 

@@ -6,9 +6,9 @@ Usage::
     python bench/bench_ewf_read.py [--size 1G] [--seed 1] [--input FILE] [--repeat 3]
                                    [--random-reads 20000] [--json-out FILE]
 
-1. Input: ``bench/gen_input.py`` output (40 % zero, 30 % random, 30 % compressible), written to
-   ``bench/out/ewf-read-input-<size>-s<seed>.bin`` and reused when present; ``--input`` uses an
-   existing file instead (read only, never deleted).
+1. Input: ``bench/gen_input.py`` output (40 % zero, 30 % random, 30 % compressible), cached as
+   ``bench/out/hash-input-<size>-s<seed>-g<generator version>.bin`` (the file ``bench_hash.py`` uses)
+   and reused when present; ``--input`` uses an existing file instead (read only, never deleted).
 2. Image: ``ewfacquire -u -q -f encase6 -c fast -d sha1`` of that input (one segment: the 1.4 GiB
    default segment size), written to ``bench/out/ewf-read-<size>-s<seed>-fast.E01`` and reused.
 3. Every file is read once to warm the page cache.
@@ -24,86 +24,58 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
-import json
 import os
 import platform
-import random
-import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
+from _common import (
+    OUT_DIR,
+    Column,
+    add_common_options,
+    ewfacquire_cached,
+    import_forensimg,
+    interleave,
+    prepare_input,
+    random_offsets,
+    size_label,
+    text_table,
+    warm_cache,
+    write_json,
+)
+
 BLOCK = 1 << 20
 
 
-def _gen() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("forensimg_bench_gen_input", HERE / "gen_input.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def warm(paths: list[Path]) -> None:
-    for p in paths:
-        with p.open("rb") as f:
-            while f.read(8 << 20):
-                pass
-
-
 def prepare(size: int, seed: int, given: Path | None) -> tuple[Path, Path]:
-    OUT.mkdir(exist_ok=True)
-    tag = f"{size}-s{seed}"
-    src = given or OUT / f"ewf-read-input-{tag}.bin"
-    if not src.exists():
-        print(f"generating {src} ...", flush=True)
-        _gen().generate(src, size, seed)
-    e01 = OUT / f"ewf-read-{tag}-fast.E01"
-    if not e01.exists():
-        print(f"ewfacquire -> {e01} ...", flush=True)
-        target = OUT / f"ewf-read-{tag}-fast.part"
-        subprocess.run(
-            ["ewfacquire", "-u", "-q", "-t", str(target), "-f", "encase6", "-c", "fast", "-d", "sha1", str(src)],
-            check=True,
-            capture_output=True,
-        )
-        Path(str(target) + ".E01").rename(e01)  # ewfacquire appends .E01 to the target
+    """The input (``given``, or the cached benchmark input) and its cached ``ewfacquire -c fast`` E01."""
+    src = given or prepare_input(size, seed).path
+    e01 = ewfacquire_cached(
+        src, OUT_DIR / f"ewf-read-{size}-s{seed}-fast.E01", "-q", "-f", "encase6", "-c", "fast", "-d", "sha1"
+    )
     return src, e01
 
 
-def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    times = []
-    result = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
+def _table(title: str, unit: str, unit_spec: str, rows: list[tuple[str, float, float, float]]) -> str:
+    columns = (Column(title, 30, align="<"), Column("best s", 9, ".2f"), Column(unit, 9, unit_spec),
+               Column("x pyewf", 9, ".2f"))  # fmt: skip
+    return text_table(columns, rows, sep="", rule=False)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size", default="1G")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--input", type=Path, default=None)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--random-reads", type=int, default=20000)
-    ap.add_argument("--json-out", type=Path, default=None)
+    add_common_options(ap)
+    ap.add_argument("--input", type=Path, default=None, help="read this file instead of the generated input")
+    ap.add_argument("--random-reads", type=int, default=20000, help="random 4 KiB reads per round (default 20000)")
     args = ap.parse_args(argv)
 
     import pyewf
 
-    import forensimg
-
-    size = _gen().parse_size(args.size)
+    forensimg = import_forensimg()
+    size = args.size
     src, e01 = prepare(size, args.seed, args.input)
-    warm([e01])
+    warm_cache(e01)
 
     def fi_seq() -> str:
         h = hashlib.md5()
@@ -141,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with forensimg.open(e01) as img:
         media = img.size
-    rng = random.Random(args.seed)
-    offsets = [rng.randrange(0, media // 4096) * 4096 for _ in range(args.random_reads)]
+    offsets = random_offsets(media, args.random_reads, args.seed)
 
     def fi_rand() -> str:
         h = hashlib.md5()
@@ -163,18 +134,22 @@ def main(argv: list[str] | None = None) -> int:
             handle.close()
         return h.hexdigest()
 
-    seq: dict[str, list[float]] = {"pyewf": [], "forensimg": [], "forensimg scan_chunks(2)": []}
-    rand: dict[str, list[float]] = {"pyewf": [], "forensimg": []}
+    # every round: the sequential readers, then the random ones
+    runs = interleave(
+        {
+            ("seq", "pyewf"): ewf_seq,
+            ("seq", "forensimg"): fi_seq,
+            ("seq", "forensimg scan_chunks(2)"): fi_scan,
+            ("rand", "pyewf"): ewf_rand,
+            ("rand", "forensimg"): fi_rand,
+        },
+        args.repeat,
+    )
     digests: dict[str, set[str]] = {"seq": set(), "rand": set()}
-    for _ in range(args.repeat):
-        for name, fn in (("pyewf", ewf_seq), ("forensimg", fi_seq), ("forensimg scan_chunks(2)", fi_scan)):
-            t, d = best(fn, 1)
-            seq[name].append(t)
-            digests["seq"].add(d)
-        for name, fn in (("pyewf", ewf_rand), ("forensimg", fi_rand)):
-            t, d = best(fn, 1)
-            rand[name].append(t)
-            digests["rand"].add(d)
+    best: dict[str, dict[str, float]] = {"seq": {}, "rand": {}}
+    for (kind, name), rs in runs.items():
+        digests[kind].update(r.result for r in rs)
+        best[kind][name] = min(r.wall for r in rs)
     if len(digests["seq"]) != 1 or len(digests["rand"]) != 1:
         print(f"MISMATCH between readers: {digests}", file=sys.stderr)
         return 1
@@ -191,21 +166,21 @@ def main(argv: list[str] | None = None) -> int:
         "random_4k": {},
     }
     print(f"E01 {e01.name}: media {media / 1e6:.0f} MB, file {e01.stat().st_size / 1e6:.0f} MB, warm cache")
-    print(f"{'sequential (1 MiB reads)':<30}{'best s':>9}{'MB/s':>9}{'x pyewf':>9}")
-    base = min(seq["pyewf"])
-    for name, ts in seq.items():
-        t = min(ts)
+    rows = []
+    base = best["seq"]["pyewf"]
+    for name, t in best["seq"].items():
         report["sequential"][name] = {"best_s": t, "mb_s": media / t / 1e6, "ratio": base / t}
-        print(f"{name:<30}{t:>9.2f}{media / t / 1e6:>9.0f}{base / t:>9.2f}")
-    print(f"{'random 4 KiB reads':<30}{'best s':>9}{'reads/s':>9}{'x pyewf':>9}")
-    base = min(rand["pyewf"])
+        rows.append((name, t, media / t / 1e6, base / t))
+    print(_table("sequential (1 MiB reads)", "MB/s", ".0f", rows))
+    rows = []
+    base = best["rand"]["pyewf"]
     n = len(offsets)
-    for name, ts in rand.items():
-        t = min(ts)
+    for name, t in best["rand"].items():
         report["random_4k"][name] = {"best_s": t, "reads_s": n / t, "ratio": base / t}
-        print(f"{name:<30}{t:>9.2f}{n / t:>9.0f}{base / t:>9.2f}")
-    out = args.json_out or OUT / f"bench_ewf_read-{args.size}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+        rows.append((name, t, n / t, base / t))
+    print(_table("random 4 KiB reads", "reads/s", ".0f", rows))
+    out = args.json_out or OUT_DIR / f"bench_ewf_read-{size_label(size)}.json"
+    write_json(out, report)
     print(f"report: {out}")
     return 0
 

@@ -27,84 +27,43 @@ forensimg output is also checked with ``ewfverify -q`` (exit 0, same MD5).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import hashlib
-import importlib.util
-import json
 import os
-import platform
 import re
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-OUT_DIR = BENCH_DIR / "out"
+from _common import (
+    OUT_DIR,
+    Column,
+    Run,
+    Stats,
+    add_common_options,
+    command_line,
+    environment,
+    import_forensimg,
+    interleave,
+    prepare_input,
+    text_table,
+    tool_version,
+    warm_cache,
+    write_json,
+)
+
 BLOCK = 4 << 20
 BASELINE = "ewfacquire -c fast -d sha1"
 FORENSIMG = "forensimg E01 fast md5+sha1"
-
-
-def _load_gen_input() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("forensimg_bench_gen_input", BENCH_DIR / "gen_input.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _import_forensimg() -> ModuleType:
-    try:
-        import forensimg
-    except ImportError:
-        sys.path.insert(0, str(BENCH_DIR.parent))
-        import forensimg
-    import forensimg.formats.ewf.writer  # the module under test
-
-    return forensimg
-
-
-def prepare_input(size: int, seed: int, gen: ModuleType) -> tuple[Path, dict[str, Any], bool]:
-    """Return (path, generator summary, reused?) for the cached benchmark input (shared with bench_hash)."""
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    stem = f"hash-input-{size}-s{seed}-g{gen.GENERATOR_VERSION}"
-    path = OUT_DIR / f"{stem}.bin"
-    meta_path = OUT_DIR / f"{stem}.json"
-    if path.exists() and meta_path.exists() and path.stat().st_size == size:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("size") == size and meta.get("seed") == seed:
-            return path, meta, True
-    summary = gen.generate(path, size, seed)
-    meta = {k: v for k, v in summary.items() if k != "regions"}
-    meta["regions"] = len(summary["regions"])
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return path, meta, False
-
-
-def warm_cache_and_md5(path: Path) -> tuple[float, str]:
-    """Read the file once (page cache) and return (seconds, MD5 of the input)."""
-    h = hashlib.md5()
-    started = time.perf_counter()
-    with open(path, "rb", buffering=0) as fh:
-        while block := fh.read(8 << 20):
-            h.update(block)
-    return time.perf_counter() - started, h.hexdigest()
-
-
-def _cpu_self() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _cpu_children() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+TABLE = (
+    Column("method", 30, align="<"),
+    Column("best s", 8, ".2f"),
+    Column("median s", 9, ".2f"),
+    Column("MB/s", 7, ".0f"),
+    Column("ratio", 7, ".2f", suffix="x"),
+    Column("cpu s (best)", 13, ".2f"),
+    Column("output", 13, ","),
+)
 
 
 def _clean(stem: Path) -> None:
@@ -113,25 +72,20 @@ def _clean(stem: Path) -> None:
             p.unlink()
 
 
-def run_ewfacquire(src: Path, stem: Path) -> tuple[float, float, list[Path]]:
-    _clean(stem)
-    cpu0 = _cpu_children()
-    started = time.perf_counter()
+def run_ewfacquire(src: Path, stem: Path) -> tuple[list[Path], dict[str, str]]:
+    """``ewfacquire`` of ``src`` to ``stem``.E01; returns (segment files, {})."""
     subprocess.run(
         ["ewfacquire", "-u", "-q", "-c", "fast", "-d", "sha1", "-f", "encase6", "-t", str(stem), str(src)],
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    elapsed = time.perf_counter() - started
-    return elapsed, _cpu_children() - cpu0, sorted(stem.parent.glob(stem.name + ".E??"))
+    return sorted(stem.parent.glob(stem.name + ".E??")), {}
 
 
 def run_forensimg(
     forensimg: ModuleType, src: Path, stem: Path, threads: int | None, fsync: bool
-) -> tuple[float, float, list[Path], dict[str, str]]:
-    _clean(stem)
-    cpu0 = _cpu_self()
-    started = time.perf_counter()
+) -> tuple[list[Path], dict[str, str]]:
+    """``forensimg.create(stem.E01)`` fed 4 MiB reads of ``src``; returns (segment files, computed hashes)."""
     writer = forensimg.create(
         stem.with_name(stem.name + ".E01"),
         compression="fast",
@@ -143,8 +97,7 @@ def run_forensimg(
         while block := fh.read(BLOCK):
             writer.write(block)
     result = writer.close()
-    elapsed = time.perf_counter() - started
-    return elapsed, _cpu_self() - cpu0, list(result.paths), dict(result.hashes)
+    return list(result.paths), dict(result.hashes)
 
 
 def stored_md5(first: Path) -> str | None:
@@ -165,82 +118,68 @@ def ewfverify_md5(first: Path) -> str | None:
     return m.group(1) if p.returncode == 0 and m else None
 
 
-def environment(forensimg: ModuleType) -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ver = subprocess.run(["ewfacquire", "-V"], capture_output=True, text=True, check=False).stdout.split()
+def _isal_version() -> str | None:
     try:
         import isal
-
-        isal_version = isal.__version__
     except ImportError:
-        isal_version = None
-    return {
-        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "ewfacquire": " ".join(ver[:2]) if ver else "unknown",
-        "isal": isal_version,
-        "forensimg": getattr(forensimg, "__version__", "unknown"),
-        "loadavg_before": os.getloadavg(),
-    }
+        return None
+    version: str = isal.__version__
+    return version
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; return 0, or 1 if the media MD5s disagree or an output fails verification."""
-    gen = _load_gen_input()
     ap = argparse.ArgumentParser(description="E01 write throughput: forensimg vs ewfacquire (fast, MD5+SHA-1).")
-    ap.add_argument("--size", type=gen.parse_size, default=gen.parse_size("1G"), help="input size (default 1G)")
-    ap.add_argument("--seed", type=int, default=1, help="input seed (default 1)")
-    ap.add_argument("--repeat", type=int, default=3, help="rounds; best and median reported (default 3)")
+    add_common_options(ap)
     ap.add_argument("--threads", type=int, default=None, help="forensimg compression threads (default: CPUs)")
     ap.add_argument("--fsync", action="store_true", help="let forensimg fsync its output (its default)")
     ap.add_argument("--keep", action="store_true", help="keep a freshly generated input for reuse")
     ap.add_argument("--no-verify", action="store_true", help="skip ewfverify of forensimg's output")
-    ap.add_argument("--json-out", type=Path, help="also write the results as JSON")
     args = ap.parse_args(argv)
     if shutil.which("ewfacquire") is None:
         print("ewfacquire not found (apt-get install ewf-tools)", file=sys.stderr)
         return 2
-    forensimg = _import_forensimg()
-    env = environment(forensimg)
-    src, meta, reused = prepare_input(args.size, args.seed, gen)
-    print(f"input: {src} ({args.size:,} bytes, seed {args.seed}, {'reused' if reused else 'generated'})")
-    base_stem = OUT_DIR / "bench-ewf-ewfacquire"
-    ours_stem = OUT_DIR / "bench-ewf-forensimg"
+    forensimg = import_forensimg("forensimg.formats.ewf.writer")  # the module under test
+    env = environment(
+        ewfacquire=tool_version("ewfacquire", "-V", words=2),
+        isal=_isal_version(),
+        forensimg=getattr(forensimg, "__version__", "unknown"),
+        loadavg_before=os.getloadavg(),
+    )
+    inp = prepare_input(args.size, args.seed)
+    src = inp.path
+    print(f"input: {src} ({args.size:,} bytes, seed {args.seed}, {'reused' if inp.reused else 'generated'})")
+    stems = {BASELINE: OUT_DIR / "bench-ewf-ewfacquire", FORENSIMG: OUT_DIR / "bench-ewf-forensimg"}
+    sizes: dict[str, int] = {}
+    md5s: dict[str, set[str | None]] = {BASELINE: set(), FORENSIMG: set()}
     ok = True
+
+    def record(rnd: int, name: str, run: Run[tuple[list[Path], dict[str, str]]]) -> None:
+        paths, hashes = run.result
+        sizes[name] = sum(p.stat().st_size for p in paths)
+        if "md5" in hashes:
+            md5s[name].add(hashes["md5"])
+        md5s[name].add(stored_md5(paths[0]))
+        print(f"  round {rnd + 1}: {name:<28} {run.wall:7.2f} s  cpu {run.cpu:6.2f} s", flush=True)
+
     try:
-        warm_s, input_md5 = warm_cache_and_md5(src)
-        print(f"page cache warmed ({args.size / warm_s / 1e6:,.0f} MB/s incl. MD5); input MD5 {input_md5}")
-        times: dict[str, list[float]] = {BASELINE: [], FORENSIMG: []}
-        cpus: dict[str, list[float]] = {BASELINE: [], FORENSIMG: []}
-        sizes: dict[str, int] = {}
-        md5s: dict[str, set[str | None]] = {BASELINE: set(), FORENSIMG: set()}
-        for rnd in range(args.repeat):
-            t, c, paths = run_ewfacquire(src, base_stem)
-            times[BASELINE].append(t)
-            cpus[BASELINE].append(c)
-            sizes[BASELINE] = sum(p.stat().st_size for p in paths)
-            md5s[BASELINE].add(stored_md5(paths[0]))
-            print(f"  round {rnd + 1}: {BASELINE:<28} {t:7.2f} s  cpu {c:6.2f} s", flush=True)
-            t, c, paths, hashes = run_forensimg(forensimg, src, ours_stem, args.threads, args.fsync)
-            times[FORENSIMG].append(t)
-            cpus[FORENSIMG].append(c)
-            sizes[FORENSIMG] = sum(p.stat().st_size for p in paths)
-            md5s[FORENSIMG].add(hashes["md5"])
-            md5s[FORENSIMG].add(stored_md5(paths[0]))
-            print(f"  round {rnd + 1}: {FORENSIMG:<28} {t:7.2f} s  cpu {c:6.2f} s", flush=True)
+        warm = warm_cache(src, md5=True)
+        input_md5 = warm.md5
+        print(f"page cache warmed ({warm.mb_per_s:,.0f} MB/s incl. MD5); input MD5 {input_md5}")
+        runs = interleave(
+            {
+                BASELINE: lambda: run_ewfacquire(src, stems[BASELINE]),
+                FORENSIMG: lambda: run_forensimg(forensimg, src, stems[FORENSIMG], args.threads, args.fsync),
+            },
+            args.repeat,
+            # ewfacquire's work is its process's; forensimg's is this one's (all its threads)
+            cpu={BASELINE: "children", FORENSIMG: "self"},
+            before=lambda name: _clean(stems[name]),
+            after=record,
+        )
         verified: str | None = "skipped"
         if not args.no_verify:
-            verified = ewfverify_md5(ours_stem.with_name(ours_stem.name + ".E01"))
+            verified = ewfverify_md5(stems[FORENSIMG].with_name(stems[FORENSIMG].name + ".E01"))
             if verified != input_md5:
                 print(f"ERROR: ewfverify of forensimg's output gave {verified}", file=sys.stderr)
                 ok = False
@@ -249,57 +188,54 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ERROR: media MD5s disagree: {md5s} vs input {input_md5}", file=sys.stderr)
             ok = False
     finally:
-        _clean(base_stem)
-        _clean(ours_stem)
-        if not args.keep and not reused:
-            src.unlink(missing_ok=True)
-            src.with_suffix(".json").unlink(missing_ok=True)
+        for stem in stems.values():
+            _clean(stem)
+        inp.discard(args.keep)
 
-    base_best = min(times[BASELINE])
+    times = {name: Stats.of(r.wall for r in rs) for name, rs in runs.items()}
     rows = []
     for name in (BASELINE, FORENSIMG):
-        best = min(times[name])
+        best = times[name].best
         rows.append(
             {
                 "method": name,
                 "best_s": best,
-                "median_s": statistics.median(times[name]),
-                "all_s": times[name],
-                "cpu_s": cpus[name],
+                "median_s": times[name].median,
+                "all_s": list(times[name].samples),
+                "cpu_s": [r.cpu for r in runs[name]],
                 "mb_per_s": args.size / best / 1e6,
-                "ratio_vs_ewfacquire": base_best / best,
+                "ratio_vs_ewfacquire": times[BASELINE].best / best,
                 "output_bytes": sizes[name],
             }
         )
-    head = f"{'method':<30} {'best s':>8} {'median s':>9} {'MB/s':>7} {'ratio':>7} {'cpu s (best)':>13} {'output':>13}"
     print()
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(
-            f"{r['method']:<30} {r['best_s']:>8.2f} {r['median_s']:>9.2f} {r['mb_per_s']:>7.0f} "
-            f"{r['ratio_vs_ewfacquire']:>6.2f}x {min(r['cpu_s']):>13.2f} {r['output_bytes']:>13,}"
+    print(
+        text_table(
+            TABLE,
+            (
+                [r["method"], r["best_s"], r["median_s"], r["mb_per_s"], r["ratio_vs_ewfacquire"], min(r["cpu_s"]),
+                 r["output_bytes"]]
+                for r in rows
+            ),
         )
-    med_ratio = statistics.median(times[BASELINE]) / statistics.median(times[FORENSIMG])
+    )  # fmt: skip
+    med_ratio = times[BASELINE].median / times[FORENSIMG].median
     print(f"\nratio of medians: {med_ratio:.2f}x; media MD5 {input_md5}: {'all agree' if ok else 'MISMATCH'}")
     print(f"ewfverify of forensimg's output: {'exit 0, same MD5' if verified == input_md5 else verified}")
     if args.json_out:
         report = {
             "benchmark": "bench_ewf_write",
             "environment": env | {"loadavg_after": os.getloadavg()},
-            "input": meta | {"reused": reused, "md5": input_md5},
+            "input": inp.meta | {"reused": inp.reused, "md5": input_md5},
             "repeat": args.repeat,
             "threads": args.threads,
             "fsync": args.fsync,
             "results": rows,
             "ratio_of_medians": med_ratio,
             "md5_agree": ok,
-            "argv": [sys.argv[0], *(sys.argv[1:] if argv is None else argv)],
+            "argv": command_line(argv),
         }
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json_out.with_name(args.json_out.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, args.json_out)
+        write_json(args.json_out, report)
         print(f"JSON written to {args.json_out}")
     return 0 if ok else 1
 

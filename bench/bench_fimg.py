@@ -22,57 +22,28 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
-import json
 import os
 import platform
-import random
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-OUT_DIR = BENCH_DIR / "out"
-sys.path.insert(0, str(BENCH_DIR.parent))
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"forensimg_bench_{name}", BENCH_DIR / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def parse_size(text: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    t = text.strip().lower().rstrip("b").rstrip("i")
-    if t and t[-1] in units:
-        return int(float(t[:-1]) * units[t[-1]])
-    return int(t)
-
-
-def prepare_input(size: int, seed: int) -> Path:
-    gen = _load("gen_input")
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUT_DIR / f"hash-input-{size}-s{seed}-g{gen.GENERATOR_VERSION}.bin"
-    if not (path.exists() and path.stat().st_size == size):
-        gen.generate(path, size, seed)
-    return path
-
-
-def warm(path: Path) -> None:
-    buf = bytearray(8 << 20)
-    with open(path, "rb", buffering=0) as fh:
-        while fh.readinto(buf):
-            pass
+from _common import (
+    OUT_DIR,
+    Stats,
+    add_common_options,
+    import_forensimg,
+    interleave,
+    markdown_table,
+    prepare_input,
+    random_offsets,
+    warm_cache,
+    write_json,
+)
 
 
 def rm(paths: list[Path]) -> None:
@@ -129,11 +100,6 @@ def fimg_verify(work: Path) -> dict[str, Any]:
     return {"seconds": dt, "status": rep.status, "faults": len(rep.faults)}
 
 
-def random_offsets(size: int, n: int) -> list[int]:
-    rng = random.Random(1)
-    return [rng.randrange(0, size // 4096) * 4096 for _ in range(n)]
-
-
 def pyewf_reads(work: Path, offsets: list[int]) -> dict[str, Any]:
     import pyewf
 
@@ -150,8 +116,7 @@ def pyewf_reads(work: Path, offsets: list[int]) -> dict[str, Any]:
 
 
 def fimg_reads(work: Path, offsets: list[int]) -> dict[str, Any]:
-    import forensimg
-
+    forensimg = import_forensimg()
     digest = hashlib.sha256()
     with forensimg.open(work / "bench.fimg") as img:
         t = time.perf_counter()
@@ -161,66 +126,52 @@ def fimg_reads(work: Path, offsets: list[int]) -> dict[str, Any]:
     return {"seconds": dt, "reads": len(offsets), "digest": digest.hexdigest()}
 
 
-def _cpu() -> float:
-    """CPU seconds used so far by this process (all threads) and its finished children."""
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 def rounds(methods: dict[str, Callable[[], dict[str, Any]]], repeat: int) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {k: [] for k in methods}
-    for _ in range(repeat):
-        for name, fn in methods.items():
-            c = _cpu()
-            r = fn()
-            r["cpu_s"] = _cpu() - c  # includes a few ms of set-up; robust to other load on the machine
-            out[name].append(r)
-    return out
+    """Each method's result dicts, in round order, with ``cpu_s``: the CPU seconds of this process (all
+    threads) and its children during the call (includes a few ms of set-up; robust to other load)."""
+    runs = interleave(methods, repeat, cpu="both")
+    return {name: [r.result | {"cpu_s": r.cpu} for r in rs] for name, rs in runs.items()}
 
 
 def summarise(res: dict[str, list[dict[str, Any]]], base: str, units: float, unit: str) -> list[dict[str, Any]]:
     rows = []
     b = min(r["seconds"] for r in res[base])
     for name, runs in res.items():
-        secs = [r["seconds"] for r in runs]
-        best = min(secs)
+        secs = Stats.of(r["seconds"] for r in runs)
         cpu = min(r["cpu_s"] for r in runs)
-        rows.append({"method": name, "best_s": round(best, 3), "median_s": round(statistics.median(secs), 3),
-                     unit: round(units / best, 1), "ratio": round(b / best, 2), "cpu_s": round(cpu, 2),
+        rows.append({"method": name, "best_s": round(secs.best, 3), "median_s": round(secs.median, 3),
+                     unit: round(units / secs.best, 1), "ratio": round(b / secs.best, 2), "cpu_s": round(cpu, 2),
                      "cpu_ratio": round(min(r["cpu_s"] for r in res[base]) / cpu, 2)})
     return rows
 
 
 def table(title: str, rows: list[dict[str, Any]], unit: str) -> str:
-    lines = [f"### {title}", "",
-             f"| method | best s | median s | {unit} (best) | vs first | CPU s (least) | CPU vs first |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['method']} | {r['best_s']:.3f} | {r['median_s']:.3f} | {r[unit]:,} | {r['ratio']:.2f}x "
-                     f"| {r['cpu_s']:.2f} | {r['cpu_ratio']:.2f}x |")
-    return "\n".join(lines)
+    body = markdown_table(
+        ["method", "best s", "median s", f"{unit} (best)", "vs first", "CPU s (least)", "CPU vs first"],
+        "lrrrrrr",
+        ([r["method"], f"{r['best_s']:.3f}", f"{r['median_s']:.3f}", f"{r[unit]:,}", f"{r['ratio']:.2f}x",
+          f"{r['cpu_s']:.2f}", f"{r['cpu_ratio']:.2f}x"] for r in rows),
+    )  # fmt: skip
+    return f"### {title}\n\n{body}"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default="1G")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--reads", type=int, default=20000)
+    add_common_options(ap)
+    ap.add_argument("--reads", type=int, default=20000, help="random 4 KiB reads per round (default 20000)")
     ap.add_argument("--keep", action="store_true", help="keep the E01 and fimg written in bench/out/fimg-work")
-    ap.add_argument("--json-out", type=Path)
     ap.add_argument("--only", choices=["write", "verify", "read"], action="append")
     args = ap.parse_args(argv)
     for tool in ("ewfacquire", "ewfverify"):
         if shutil.which(tool) is None:
             print(f"{tool} not found (apt install ewf-tools)", file=sys.stderr)
             return 2
-    size = parse_size(args.size)
-    src = prepare_input(size, args.seed)
+    import_forensimg("forensimg.formats.fimg", "forensimg.verify")  # the modules under test
+    size = args.size
+    src = prepare_input(size, args.seed).path
     work = OUT_DIR / "fimg-work"
     work.mkdir(parents=True, exist_ok=True)
-    warm(src)
+    warm_cache(src)
     only = set(args.only or ["write", "verify", "read"])
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "size": size, "seed": args.seed,
@@ -237,15 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         report["write"] = {"rows": rows, "runs": res}
         md.append(table("write (1 GiB)", rows, "MB/s"))
     if "verify" in only:
-        warm(work / "ewf.E01")
-        warm(work / "bench.fimg")
+        warm_cache(work / "ewf.E01", work / "bench.fimg")
         res = rounds({"ewfverify -d sha1": lambda: ewfverify(work),
                       "forensimg.verify (fimg)": lambda: fimg_verify(work)}, args.repeat)
         rows = summarise(res, "ewfverify -d sha1", size / 1e6, "MB/s")
         report["verify"] = {"rows": rows, "runs": res}
         md.append(table("verify (1 GiB)", rows, "MB/s"))
     if "read" in only:
-        offs = random_offsets(size, args.reads)
+        offs = random_offsets(size, args.reads, seed=1)
         res = rounds({"pyewf (E01, deflate fast)": lambda: pyewf_reads(work, offs),
                       "forensimg (fimg)": lambda: fimg_reads(work, offs)}, args.repeat)
         digests = {r["digest"] for runs in res.values() for r in runs}
@@ -257,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n\n".join(md))
     print(f"\nload average before {report['load_before']}, after {report['load_after']}")
     if args.json_out:
-        args.json_out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        write_json(args.json_out, report, default=str)
     if not args.keep:
         rm([*work.glob("ewf.E*"), *work.glob("bench.f*")])
     return 0

@@ -31,79 +31,47 @@ Throughput is media bytes / seconds in MB/s (1 MB = 10**6 bytes).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import functools
 import hashlib
-import importlib.util
-import json
 import os
-import platform
 import ssl
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-OUT_DIR = BENCH_DIR / "out"
+from _common import (
+    Column,
+    Run,
+    Stats,
+    add_common_options,
+    command_line,
+    environment,
+    import_forensimg,
+    interleave,
+    prepare_input,
+    text_table,
+    tool_version,
+    warm_cache,
+    write_json,
+)
+
 ALGORITHMS = ("md5", "sha1")
 BLOCK = 4 << 20
 BASELINE = "md5sum + sha1sum"
+TABLE = (
+    Column("method", 26, align="<"),
+    Column("best s", 8, ".3f"),
+    Column("median s", 9, ".3f"),
+    Column("MB/s", 8, ".0f"),
+    Column("vs md5sum+sha1sum", 18, ".2f", suffix="x"),
+)
 
 
-def _load_gen_input() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("forensimg_bench_gen_input", BENCH_DIR / "gen_input.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _import_forensimg() -> ModuleType:
-    """Import forensimg: the installed one, or else the checkout this script lives in."""
-    try:
-        import forensimg
-    except ImportError:
-        sys.path.insert(0, str(BENCH_DIR.parent))
-        import forensimg
-    import forensimg.hashing  # the module under test; fails here if it does not exist yet
-
-    return forensimg
-
-
-# --------------------------------------------------------------------------- input
-
-
-def prepare_input(size: int, seed: int, gen: ModuleType) -> tuple[Path, dict[str, Any], bool]:
-    """Return (path, generator summary without regions, reused?) for the cached benchmark input."""
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    stem = f"hash-input-{size}-s{seed}-g{gen.GENERATOR_VERSION}"
-    path = OUT_DIR / f"{stem}.bin"
-    meta_path = OUT_DIR / f"{stem}.json"
-    if path.exists() and meta_path.exists() and path.stat().st_size == size:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("size") == size and meta.get("seed") == seed:
-            return path, meta, True
-    summary = gen.generate(path, size, seed)
-    print(gen.format_summary(summary))
-    meta = {k: v for k, v in summary.items() if k != "regions"}
-    meta["regions"] = len(summary["regions"])
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return path, meta, False
-
-
-def warm_cache(path: Path) -> float:
-    """Read the file once so that every method hashes from the page cache; return seconds."""
-    buf = bytearray(8 << 20)
-    view = memoryview(buf)
-    started = time.perf_counter()
-    with open(path, "rb", buffering=0) as fh:
-        while fh.readinto(view):
-            pass
-    return time.perf_counter() - started
+class _Disagree(Exception):
+    """A method gave different digests from one round to the next."""
 
 
 # --------------------------------------------------------------------------- methods
@@ -177,53 +145,11 @@ def run_hashlib_sequential(path: Path) -> dict[str, str]:
 # --------------------------------------------------------------------------- reporting
 
 
-def environment(forensimg: ModuleType) -> dict[str, Any]:
-    """Describe the machine and tool versions."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    coreutils = subprocess.run(["md5sum", "--version"], capture_output=True, text=True, check=False)
-    return {
-        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "openssl": ssl.OPENSSL_VERSION,
-        "coreutils": coreutils.stdout.splitlines()[0] if coreutils.stdout else "unknown",
-        "forensimg": getattr(forensimg, "__version__", "unknown"),
-        "forensimg_path": str(Path(forensimg.__file__).parent),
-    }
-
-
 def render_table(rows: list[dict[str, Any]]) -> str:
     """Format the result rows as a fixed-width text table."""
-    head = f"{'method':<26} {'best s':>8} {'median s':>9} {'MB/s':>8} {'vs md5sum+sha1sum':>18}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(
-            f"{r['method']:<26} {r['best_s']:>8.3f} {r['median_s']:>9.3f} {r['mb_per_s']:>8.0f} "
-            f"{r['ratio_vs_baseline']:>17.2f}x"
-        )
-    return "\n".join(lines)
-
-
-def write_json(path: Path, report: dict[str, Any]) -> None:
-    """Write ``report`` atomically (temp file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    return text_table(
+        TABLE, ([r["method"], r["best_s"], r["median_s"], r["mb_per_s"], r["ratio_vs_baseline"]] for r in rows)
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -231,24 +157,33 @@ def write_json(path: Path, report: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return 0, or 1 if the methods disagree on a digest."""
-    gen = _load_gen_input()
     parser = argparse.ArgumentParser(description="MD5+SHA-1 throughput: forensimg vs md5sum+sha1sum vs hashlib.")
-    parser.add_argument("--size", type=gen.parse_size, default=gen.parse_size("1G"), help="input size (default 1G)")
-    parser.add_argument("--seed", type=int, default=1, help="input seed (default 1)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds per method; the best is reported (default 3)")
+    add_common_options(parser)
     parser.add_argument("--keep", action="store_true", help="keep the generated input in bench/out/ for reuse")
-    parser.add_argument("--json-out", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be >= 1")
 
-    forensimg = _import_forensimg()
-    env = environment(forensimg)
-    path, input_meta, reused = prepare_input(args.size, args.seed, gen)
-    print(f"input: {path} ({args.size:,} bytes, seed {args.seed}, {'reused' if reused else 'generated'})")
+    forensimg = import_forensimg("forensimg.hashing")  # fails here if the module under test does not exist yet
+    env = environment(
+        usable_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        openssl=ssl.OPENSSL_VERSION,
+        coreutils=tool_version("md5sum", "--version"),
+        forensimg=getattr(forensimg, "__version__", "unknown"),
+        forensimg_path=str(Path(forensimg.__file__).parent),
+    )
+    inp = prepare_input(args.size, args.seed)
+    path = inp.path
+    print(f"input: {path} ({args.size:,} bytes, seed {args.seed}, {'reused' if inp.reused else 'generated'})")
+    digests: dict[str, dict[str, str]] = {}
+
+    def check(round_no: int, name: str, run: Run[dict[str, str]]) -> None:
+        if digests.setdefault(name, run.result) != run.result:
+            print(f"ERROR: {name} gave different digests in round {round_no + 1}", file=sys.stderr)
+            raise _Disagree(name)
+        print(f"  round {round_no + 1}: {name:<24} {run.wall:7.3f} s", flush=True)
+
     try:
-        warm_s = warm_cache(path)
-        print(f"page cache warmed: {args.size / warm_s / 1e6:,.0f} MB/s cached read")
+        warm = warm_cache(path)
+        print(f"page cache warmed: {warm.mb_per_s:,.0f} MB/s cached read")
         methods: dict[str, Callable[[Path], dict[str, str]]] = {
             BASELINE: run_coreutils_sequential,
             "md5sum & sha1sum": run_coreutils_parallel,
@@ -256,36 +191,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             "forensimg MultiHasher": make_forensimg_multihasher(forensimg),
             "hashlib md5 then sha1": run_hashlib_sequential,
         }
-        times: dict[str, list[float]] = {name: [] for name in methods}
-        digests: dict[str, dict[str, str]] = {}
-        for round_no in range(args.repeat):
-            for name, run in methods.items():
-                started = time.perf_counter()
-                result = run(path)
-                elapsed = time.perf_counter() - started
-                times[name].append(elapsed)
-                if digests.setdefault(name, result) != result:
-                    print(f"ERROR: {name} gave different digests in round {round_no + 1}", file=sys.stderr)
-                    return 1
-                print(f"  round {round_no + 1}: {name:<24} {elapsed:7.3f} s", flush=True)
+        runs = interleave({name: functools.partial(run, path) for name, run in methods.items()}, args.repeat,
+                          after=check)  # fmt: skip
+    except _Disagree:
+        return 1
     finally:
-        if not args.keep and not reused:
-            path.unlink(missing_ok=True)
-            path.with_suffix(".json").unlink(missing_ok=True)
+        inp.discard(args.keep)
 
     reference = digests[BASELINE]
     agree = all(d == reference for d in digests.values())
-    base_best = min(times[BASELINE])
+    base_best = min(r.wall for r in runs[BASELINE])
     rows = []
-    for name, ts in times.items():
-        best = min(ts)
+    for name, rs in runs.items():
+        stats = Stats.of(r.wall for r in rs)
         rows.append({
             "method": name,
-            "best_s": best,
-            "median_s": statistics.median(ts),
-            "all_s": ts,
-            "mb_per_s": args.size / best / 1e6,
-            "ratio_vs_baseline": base_best / best,
+            "best_s": stats.best,
+            "median_s": stats.median,
+            "all_s": list(stats.samples),
+            "mb_per_s": args.size / stats.best / 1e6,
+            "ratio_vs_baseline": base_best / stats.best,
             "digests": digests[name],
         })
     print()
@@ -296,12 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = {
             "benchmark": "bench_hash",
             "environment": env,
-            "input": input_meta | {"reused": reused, "warm_read_mb_per_s": args.size / warm_s / 1e6},
+            "input": inp.meta | {"reused": inp.reused, "warm_read_mb_per_s": warm.mb_per_s},
             "repeat": args.repeat,
             "mb": "10**6 bytes",
             "results": rows,
             "digests_agree": agree,
-            "argv": [sys.argv[0], *(sys.argv[1:] if argv is None else argv)],
+            "argv": command_line(argv),
         }
         write_json(args.json_out, report)
         print(f"JSON written to {args.json_out}")

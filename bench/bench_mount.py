@@ -7,8 +7,9 @@ Usage (as root, with fuse3 and ewf-tools installed)::
                                 [--modes direct,buffered] [--also="OPTIONS"]... [--callgrind N]
                                 [--json-out FILE]
 
-1. Input: ``bench/gen_input.py`` output (40 % zero, 30 % random, 30 % compressible), written to
-   ``bench/out/mount-input-<size>-s<seed>.bin`` and reused when present.
+1. Input: ``bench/gen_input.py`` output (40 % zero, 30 % random, 30 % compressible), cached as
+   ``bench/out/hash-input-<size>-s<seed>-g<generator version>.bin`` (the file ``bench_hash.py`` uses)
+   and reused when present.
 2. Image: ``ewfacquire -u -q -f encase6 -c fast -b 64`` of it (32 KiB chunks, one segment) to
    ``bench/out/mount-<size>-s<seed>-fast.E01``, reused when present.
 3. Mounts: ``forensimg mount`` (daemon; its default single-threaded FUSE loop, and
@@ -36,12 +37,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import mmap
 import os
 import platform
-import random
 import shutil
 import statistics
 import subprocess
@@ -52,42 +51,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
-ROOT = HERE.parent
+from _common import (
+    OUT_DIR,
+    REPO_ROOT,
+    add_common_options,
+    ewfacquire_cached,
+    markdown_table,
+    prepare_input,
+    random_offsets,
+    warm_cache,
+    write_json,
+)
+
 PAGE = 4096
 PIDS: dict[str, int] = {}
 
 
-def _gen_input(path: Path, size: int, seed: int) -> None:
-    spec = importlib.util.spec_from_file_location("forensimg_bench_gen_input", HERE / "gen_input.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.generate(path, size, seed)
-
-
-def _parse_size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    t = text.strip().upper().rstrip("B").rstrip("I")
-    return int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
-
-
 def prepare(size: int, seed: int) -> Path:
-    OUT.mkdir(exist_ok=True)
-    raw = OUT / f"mount-input-{size}-s{seed}.bin"
-    if not raw.exists():
-        print(f"generating {raw} ...", flush=True)
-        _gen_input(raw, size, seed)
-    target = OUT / f"mount-{size}-s{seed}-fast"
-    e01 = target.with_suffix(".E01")
-    if not e01.exists():
-        print(f"ewfacquire -> {e01} ...", flush=True)
-        subprocess.run(
-            ["ewfacquire", "-u", "-q", "-f", "encase6", "-c", "fast", "-b", "64", "-t", str(target), str(raw)],
-            check=True, capture_output=True,
-        )  # fmt: skip
-    return e01
+    """The cached input's cached E01: ``ewfacquire -c fast -b 64`` (32 KiB chunks, one segment)."""
+    raw = prepare_input(size, seed).path
+    return ewfacquire_cached(raw, OUT_DIR / f"mount-{size}-s{seed}-fast.E01", "-q", "-f", "encase6", "-c", "fast",
+                             "-b", "64")  # fmt: skip
 
 
 def _unmount(mp: Path) -> None:
@@ -121,7 +105,7 @@ def _pid_serving(mp: Path, program: str) -> int:
 def mount_forensimg(e01: Path, mp: Path, *extra: str) -> Path:
     p = subprocess.run(
         [sys.executable, "-m", "forensimg", "--no-custody", "mount", "--json", *extra, str(e01), str(mp)],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True, text=True, cwd=REPO_ROOT, check=False,
     )  # fmt: skip
     if p.returncode:
         raise SystemExit(f"forensimg mount failed: {p.stderr.strip()}")
@@ -190,14 +174,14 @@ def callgrind_counts(e01: Path, offsets: list[int], extra: list[str]) -> dict[st
     }  # fmt: skip
     result: dict[str, float] = {}
     for name, (cmd, media_name) in servers.items():
-        mp = OUT / f"mnt-bench-callgrind-{os.getpid()}"
+        mp = OUT_DIR / f"mnt-bench-callgrind-{os.getpid()}"
         mp.mkdir(exist_ok=True)
-        out = OUT / f"callgrind-{os.getpid()}.out"
-        for old in OUT.glob(out.name + "*"):
+        out = OUT_DIR / f"callgrind-{os.getpid()}.out"
+        for old in OUT_DIR.glob(out.name + "*"):
             old.unlink()
         proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd, str(e01), str(mp)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT,
         )  # fmt: skip
         try:
             media = mp / media_name
@@ -223,7 +207,7 @@ def callgrind_counts(e01: Path, offsets: list[int], extra: list[str]) -> dict[st
         dump = Path(f"{out}.1")
         summary = next(line for line in dump.read_text().splitlines() if line.startswith("summary:"))
         result[name] = int(summary.split()[1]) / len(offsets)
-        for f in OUT.glob(out.name + "*"):
+        for f in OUT_DIR.glob(out.name + "*"):
             f.unlink()
         print(f"callgrind {name}: {result[name]:,.0f} instructions per read", flush=True)
     return result
@@ -231,11 +215,9 @@ def callgrind_counts(e01: Path, offsets: list[int], extra: list[str]) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", default="256M")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--reads", type=int, default=20000)
-    ap.add_argument("--threads", default="1,4")
-    ap.add_argument("--repeat", type=int, default=3)
+    add_common_options(ap, size="256M")
+    ap.add_argument("--reads", type=int, default=20000, help="random 4 KiB reads per round (default 20000)")
+    ap.add_argument("--threads", default="1,4", help="reader threads, comma-separated (default 1,4)")
     ap.add_argument("--modes", default="direct,buffered", help="direct (O_DIRECT) and/or buffered reads")
     ap.add_argument("--also", action="append", default=[], help="another forensimg mount row with these options")
     ap.add_argument(
@@ -245,22 +227,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="instead: count user-space instructions per read over N O_DIRECT reads (valgrind)",
     )
-    ap.add_argument("--json-out", default=None)
     a = ap.parse_args(argv)
     if os.geteuid() != 0 or not shutil.which("ewfmount") or not shutil.which("fusermount3"):
         raise SystemExit("needs root, ewfmount (ewf-tools) and fusermount3 (fuse3)")
-    size = _parse_size(a.size)
+    size = a.size
     e01 = prepare(size, a.seed)
-    rnd = random.Random(a.seed)
-    offsets = [rnd.randrange(0, size // PAGE) * PAGE for _ in range(a.reads)]
-    e01.read_bytes()  # warm the page cache for the image file itself, same for both
+    offsets = random_offsets(size, a.reads, a.seed, PAGE)
+    warm_cache(e01)  # warm the page cache for the image file itself, same for both
     if a.callgrind:
         if not shutil.which("valgrind"):
             raise SystemExit("--callgrind needs valgrind")
         counts = callgrind_counts(e01, offsets[: a.callgrind], a.also)
         if a.json_out:
-            Path(a.json_out).write_text(json.dumps({"benchmark": "bench_mount callgrind", "reads": a.callgrind,
-                                                    "instructions_per_read": counts}, indent=2) + "\n")  # fmt: skip
+            write_json(a.json_out, {"benchmark": "bench_mount callgrind", "reads": a.callgrind,
+                                    "instructions_per_read": counts})  # fmt: skip
         return 0
     mounters: dict[str, Callable[[Path, Path], Path]] = {
         "forensimg mount": mount_forensimg,
@@ -280,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(a.repeat):
         for mode, threads in keys:
             for name, mounter in mounters.items():
-                mp = OUT / f"mnt-bench-mount-{os.getpid()}-{len(name)}"
+                mp = OUT_DIR / f"mnt-bench-mount-{os.getpid()}-{len(name)}"
                 mp.mkdir(exist_ok=True)
                 try:
                     media = mounter(e01, mp)
@@ -304,10 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     same = len(set().union(*digests.values())) == 1
     print()
     print(f"image: {e01.name} ({size:,} bytes media), {a.reads} random 4 KiB reads, best/median of {a.repeat}")
-    print("| reads | readers | mount | best s | median s | reads/s (best) | MB/s "
-          "| vs ewfmount (best / median / paired) | server CPU µs/read (median) |")  # fmt: skip
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     summary: dict[str, Any] = {}
+    cells: list[list[str]] = []
     for mode, threads in keys:
         key = (mode, threads)
         base = min(rounds["ewfmount"][key])
@@ -327,9 +305,11 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio_median": ratio_med, "ratio_paired": paired, "server_cpu_us_per_read": cpu_us,
                 "server_cpu_us_per_read_rounds": [c / a.reads * 1e6 for c in cpus[name][key]],
             }  # fmt: skip
-            print(f"| {mode} | {threads} | {name} | {best:.3f} | {statistics.median(ts):.3f} | {rate:,.0f} | "
-                  f"{rate * PAGE / 1e6:.1f} | {ratio:.2f}× / {ratio_med:.2f}× / {paired:.2f}× "
-                  f"| {cpu_us:.0f} |")  # fmt: skip
+            cells.append([mode, str(threads), name, f"{best:.3f}", f"{statistics.median(ts):.3f}", f"{rate:,.0f}",
+                          f"{rate * PAGE / 1e6:.1f}", f"{ratio:.2f}× / {ratio_med:.2f}× / {paired:.2f}×",
+                          f"{cpu_us:.0f}"])  # fmt: skip
+    print(markdown_table(["reads", "readers", "mount", "best s", "median s", "reads/s (best)", "MB/s",
+                          "vs ewfmount (best / median / paired)", "server CPU µs/read (median)"], "lrlrrrrrr", cells))
     print(f"\nsame bytes from both mounts: {same}")
     if a.json_out:
         doc = {
@@ -339,9 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             "image": str(e01), "size": size, "reads": a.reads, "repeat": a.repeat, "modes": modes,
             "results": summary, "same_bytes": same,
         }  # fmt: skip
-        tmp = Path(a.json_out + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        os.replace(tmp, a.json_out)
+        write_json(a.json_out, doc)
     return 0 if same else 1
 
 
