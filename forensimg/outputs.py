@@ -47,6 +47,9 @@ class Copy:
         failed_offset: the file offset in ``failed_path`` where the failure happened (for a write: the
             copy holds that file's bytes ``[0, failed_offset)``).
         media: media bytes of the records that reached this copy whole (as counted by the writer's marks).
+        position_at_failure: the writer's media position when the copy failed (the start of the ``write``
+            call, i.e. of the source block, during which it failed; the copy's media ends at or before the
+            end of that block).
     """
 
     base: Path
@@ -55,6 +58,7 @@ class Copy:
     failed_path: Path | None = None
     failed_offset: int | None = None
     media: int = 0
+    position_at_failure: int | None = None
     fd: int | None = field(default=None, repr=False)
     pos: int = field(default=0, repr=False)  # bytes written to the current segment
 
@@ -74,6 +78,7 @@ class Copy:
             "failed_path": str(self.failed_path) if self.failed_path is not None else None,
             "failed_offset": self.failed_offset,
             "media_stored": self.media,
+            "position_at_failure": self.position_at_failure,
         }
 
 
@@ -84,14 +89,17 @@ class OutputSet:
         bases: first-segment path of each copy; the first is the primary.
         namer: segment naming of the format.
         check: called with each new segment path before it is created (refuse an existing file).
+        position: the writer's media position (recorded when a copy fails).
     """
 
-    def __init__(self, bases: Sequence[Path], namer: Namer, check: Callable[[Path], None] | None = None) -> None:
+    def __init__(self, bases: Sequence[Path], namer: Namer, check: Callable[[Path], None] | None = None,
+                 position: Callable[[], int] | None = None) -> None:
         if not bases:
             raise ValueError("an output set needs at least one copy")
         self.copies = [Copy(Path(b)) for b in bases]
         self._namer = namer
         self._check = check
+        self._position = position
         self._graveyard: list[int] = []  # fds of dropped copies, closed with the segment (a sync may use them)
 
     # -- state ------------------------------------------------------------------------------------
@@ -113,6 +121,7 @@ class OutputSet:
         c.error = exc
         c.failed_path = path
         c.failed_offset = offset
+        c.position_at_failure = self._position() if self._position is not None else None
         if c.fd is not None:
             self._graveyard.append(c.fd)
             c.fd = None
@@ -121,7 +130,7 @@ class OutputSet:
 
     def _raise_if_all_failed(self) -> None:
         if all(c.error is not None for c in self.copies):
-            err = self.copies[0].error if len(self.copies) == 1 else _last_error(self.copies)
+            err = self.copies[0].error  # the primary's: the one a single-copy writer would have raised
             assert err is not None
             raise err
 
@@ -323,7 +332,3 @@ def _sync_all(targets: list[tuple[int, int]], data_only: bool) -> list[tuple[int
             out.append((i, exc))
     return out
 
-
-def _last_error(copies: Sequence[Copy]) -> WriteError | None:
-    """The primary's error: the one a single-copy writer would have raised."""
-    return copies[0].error

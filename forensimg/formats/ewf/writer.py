@@ -230,7 +230,8 @@ class EWFWriter(ImageWriter):
         super().__init__(path, **kwargs)
         self._pool: ThreadPoolExecutor | None = None
         try:
-            self._out = OutputSet(_copy_bases(self.path, mirror_paths), _segment_namer, self._check_target)
+            self._out = OutputSet(_copy_bases(self.path, mirror_paths), _segment_namer, self._check_target,
+                                  lambda: self._pos)
             if chunk_size is not None:
                 # the registry-wide option, in bytes; EWF stores chunks as a sector count
                 if chunk_size <= 0 or chunk_size % self.sector_size:

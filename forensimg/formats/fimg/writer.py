@@ -141,7 +141,8 @@ class FimgWriter(ImageWriter):
     ) -> None:
         kwargs.setdefault("hashes", ("sha256",))
         super().__init__(path, **kwargs)
-        self._out = OutputSet(_copy_bases(self.path, mirror_paths), segment_name, self._check_target)
+        self._out = OutputSet(_copy_bases(self.path, mirror_paths), segment_name, self._check_target,
+                              lambda: self._pos)
         check_chunk_size(chunk_size)
         if self.sector_size < 256 or self.sector_size > chunk_size:
             raise UsageError(f"fimg sector size must be 256..chunk size, not {self.sector_size}")
