@@ -83,3 +83,19 @@ def test_mirror_pads_only_the_e01_copy(tmp_path, capsys):
         assert f"stores {size} bytes: the exact media, not padded" in line
     rj = json.loads(Path(str(raw) + ".json").read_text())
     assert [t["padded_bytes"] for t in rj["result"]["targets"]] == [445, 0, 0]
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_multihasher_update_blocks_shares_blocks_in_order(threaded):
+    rnd = random.Random(4)
+    blocks = [rnd.randbytes(n) for n in (32768, 5, 1 << 20, 32768)]
+    h = MultiHasher(("md5", "sha256"), threaded=threaded)
+    h.update(b"head")  # a small pending update goes out first
+    h.update_blocks(blocks)
+    h.update_blocks([])
+    data = b"head" + b"".join(blocks)
+    assert h.bytes_hashed == len(data)
+    assert h.hexdigests() == {a: hashlib.new(a, data).hexdigest() for a in ("md5", "sha256")}
+    if threaded:
+        with MultiHasher(("md5",)) as m, pytest.raises(TypeError):
+            m.update_blocks([bytearray(4)])  # type: ignore[list-item]
