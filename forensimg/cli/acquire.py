@@ -319,28 +319,36 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         common: dict[str, Any] = dict(case=case, source=src_info, sector_size=ss, hashes=algs,
                                       compute_hashes=False, acquired_at=started, **opts)
         start = 0
-        if resume:
-            import importlib
+        specs: list[tuple[str, str, dict[str, Any]]] = [(target, fmt_name, opts)]
+        for m, mf in zip(mirrors, mirror_fmts, strict=True):
+            mopts = writer_options(mf, compression=compression if mf == fmt_name else None,
+                                   chunk_size=chunk if mf == fmt_name else None, segment_size=seg,
+                                   sector_size=ss)
+            if mf == "fimg" and "checkpoint_interval" in opts:
+                mopts["checkpoint_interval"] = opts["checkpoint_interval"]
+            specs.append((m, mf, mopts))
+        # same format and options (E01 with E01, fimg with fimg): one writer encodes once and writes every
+        # copy (forensimg.acquire.copies); the outcome is split per copy again after the acquisition
+        from forensimg.acquire.copies import expand_copies, group_targets
 
-            fimg_mod: Any = importlib.import_module("forensimg.formats.fimg")
-            writer = fimg_mod.resume_writer(Path(target), **common)
-            start = writer.position
-        else:
-            writer = create(target, format=fmt_name, overwrite=overwrite, **common)
-        mirror_writers: list[Any] = []
+        base = {k: v for k, v in common.items() if k not in opts}
+        writers: list[Any] = []
         try:
-            for m, mf in zip(mirrors, mirror_fmts, strict=True):
-                base = {k: v for k, v in common.items() if k not in opts}
-                mopts = writer_options(mf, compression=compression if mf == fmt_name else None,
-                                       chunk_size=chunk if mf == fmt_name else None, segment_size=seg,
-                                       sector_size=ss)
-                if mf == "fimg" and "checkpoint_interval" in opts:
-                    mopts["checkpoint_interval"] = opts["checkpoint_interval"]
-                mirror_writers.append(create(m, format=mf, overwrite=overwrite, **base, **mopts))
+            for gpath, gfmt, gopts, copies in group_targets(specs):
+                if resume:  # (--resume takes no --mirror: one group)
+                    import importlib
+
+                    fimg_mod: Any = importlib.import_module("forensimg.formats.fimg")
+                    writers.append(fimg_mod.resume_writer(Path(target), **common))
+                    start = writers[0].position
+                    continue
+                extra: dict[str, Any] = {"mirror_paths": copies} if copies else {}
+                writers.append(create(gpath, format=gfmt, overwrite=overwrite, **base, **gopts, **extra))
         except BaseException:
-            for w in [writer, *mirror_writers]:
+            for w in writers:
                 w.abort()
             raise
+        writer, mirror_writers = writers[0], writers[1:]
         rep = AcquisitionReport("acquire", ["forensimg", *sys.argv[1:]] if sys.argv else [], case,
                                 {"identity": identity}, report_sg.to_dict(), started_at=started,
                                 settings={"format": fmt_name, "hashes": list(algs), "sector_size": ss, "media_type": mt,
@@ -369,6 +377,7 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         try:
             res = acquire(src, [writer, *mirror_writers], offset=off, length=length_n, sector_size=ss,
                           block_size=block, hashes=algs, retries=retries, start=start, on_progress=printer, stop=stop)
+            expand_copies(res, [target, *mirrors])  # one outcome per copy, in the order given
             _restore_signals(old_handlers)  # from here on Ctrl-C interrupts at once (verify: exit 130)
             old_handlers = {}
             if verify and res.complete:

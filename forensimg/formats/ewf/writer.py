@@ -322,6 +322,7 @@ class EWFWriter(ImageWriter):
         self._seg_pos = 0  # logical end of the current segment (written + buffered)
         self._iov: list[memoryview | bytes | bytearray] = []
         self._iov_bytes = 0
+        self._iov_marks: list[tuple[int, int]] = []  # (end of a chunk within _iov, its media bytes)
         self._flushed_to = 0  # file offset up to which the buffer has been written
         self._data_sections: list[tuple[Path, int]] = []  # (segment, offset) of each data placeholder
         self._volume_at = 0
@@ -353,11 +354,12 @@ class EWFWriter(ImageWriter):
     def _flush(self) -> None:
         if not self._iov:
             return
-        iov, total = self._iov, self._iov_bytes
+        iov, total, marks = self._iov, self._iov_bytes, self._iov_marks
         self._iov = []
         self._iov_bytes = 0
+        self._iov_marks = []
         # the same bytes to every live copy (a copy that fails is dropped; WriteError when none is left)
-        self._out.writev(iov, total)
+        self._out.writev(iov, total, marks)
         self._flushed_to += total
 
     # -- segments ---------------------------------------------------------------------------------
@@ -493,6 +495,7 @@ class EWFWriter(ImageWriter):
         segment (``data``, ``error2`` for the ranges known so far, ``digest``, ``hash``, ``done``).
         """
         limit = self.segment_size
+        cs = self.chunk_size  # media per chunk (the last one may be shorter: media_stored caps it)
         reserve = self._closing_reserve(len(self._unreadable))
         tables = 2 * (_TABLE_FIXED + 4)
         for payload, trailer in stored:
@@ -519,6 +522,7 @@ class EWFWriter(ImageWriter):
                 iov.append(trailer)
             self._seg_pos = pos + length
             self._iov_bytes += length
+            self._iov_marks.append((self._iov_bytes, cs))
             self._seg_chunks += 1
             if self._iov_bytes >= _FLUSH_BYTES or len(iov) >= _IOV_MAX:
                 self._flush()
@@ -665,6 +669,11 @@ class EWFWriter(ImageWriter):
                 "copies": self._out.details(),
             },
         )
+
+    @property
+    def media_stored(self) -> int:
+        """Media bytes of the chunks the first copy's files took whole (to the chunk)."""
+        return min(self._out.copies[0].media, self._pos)
 
     @property
     def copies(self) -> list[dict[str, Any]]:
