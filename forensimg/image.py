@@ -508,15 +508,11 @@ class Image(io.RawIOBase):
         At most ``2 * workers`` batches are decoded ahead of the consumer, which bounds the memory held.
         """
         per = max(1, self._SCAN_TASK_BYTES // self._chunk_size)
+
         check = self.check_chunk
 
         def run(lo: int, hi: int) -> list[tuple[int, bytes, Fault | None]]:
-            out: list[tuple[int, bytes, Fault | None]] = []
-            append = out.append
-            for i in range(lo, hi):
-                data, fault = check(i)
-                append((i, data, fault))
-            return out
+            return [(i, *check(i)) for i in range(lo, hi)]
 
         bounds = ((lo, min(lo + per, stop)) for lo in range(start, stop, per))
         window = max(2, workers * 2)

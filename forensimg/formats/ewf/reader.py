@@ -194,7 +194,7 @@ def walk_sections(files: SegmentSet, index: int) -> list[_Section]:
         off = nxt
 
 
-def _zlib_check_values(stored: bytes, chunk_size: int) -> tuple[str | None, str | None]:
+def _zlib_check_values(stored: bytes | memoryview, chunk_size: int) -> tuple[str | None, str | None]:
     """The Adler-32 a zlib stream stores in its trailer (RFC 1950 §2.2, big-endian) and that of the data
     it inflates to, by inflating it raw; ``(None, None)`` when the stream cannot be inflated that far."""
     d = zlib.decompressobj(-15)
@@ -212,7 +212,7 @@ ChunkProblem = tuple[FaultKind, str, str | None, str | None]
 
 
 def decode_chunk(
-    stored: bytes, compressed: bool, expected: int, chunk_size: int, last: bool = False
+    stored: bytes | memoryview, compressed: bool, expected: int, chunk_size: int, last: bool = False
 ) -> tuple[bytes, ChunkProblem | None]:
     """Check and decode one chunk's stored bytes (spec §Chunks). Never raises for content.
 
@@ -283,7 +283,7 @@ def decode_chunk(
             f"adler32:{want:08x}",
             f"adler32:{found:08x}",
         )
-    return stored[:expected], None
+    return bytes(stored[:expected]), None
 
 
 # -- tables -------------------------------------------------------------------------------------------

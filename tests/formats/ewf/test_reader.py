@@ -460,3 +460,16 @@ def test_table2_header_damage_is_reported_not_fatal(made, media: bytes, tmp_path
         assert img.read() == media
         (fault,) = img.check_structure()
         assert "table2" in fault.detail and fault.offset == t2.data_offset
+
+
+def test_scan_runs_equal_single_chunk_checks():
+    """scan_chunks checks runs of chunks on a thread pool: the data and every fault (with its expected/found)
+    equal those of check_chunk, chunk by chunk, with runs of 2 chunks and a window of several runs in flight."""
+    with forensimg.open(TESTDATA / "floppy_fat12_corrupt_chunk.E01") as img:
+        single = [img.check_chunk(i) for i in range(img.chunk_count)]
+        img._SCAN_TASK_BYTES = 2 * img.chunk_size  # type: ignore[misc]
+        scanned = list(img.scan_chunks(1, img.chunk_count, workers=2))
+    assert [i for i, _, _ in scanned] == list(range(1, len(single)))
+    assert [(d, f) for _, d, f in scanned] == single[1:]
+    assert [i for i, (_, f) in enumerate(single) if f is not None] == [3]
+    assert single[3][1].expected.startswith("adler32:")
