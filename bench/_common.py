@@ -7,7 +7,8 @@ it, stays in the script.
 * **Input**: :func:`gen_input` loads ``bench/gen_input.py`` once; :func:`prepare_input` makes or
   reuses the cached input ``bench/out/hash-input-<size>-s<seed>-g<generator version>.bin`` (with a
   ``.json`` sidecar holding the generator summary) and :meth:`BenchInput.discard` removes a freshly
-  made one unless it is to be kept; :func:`ewfacquire_cached` makes a cached E01 of it.
+  made one unless it is to be kept; :func:`ewfacquire_cached` makes a cached E01 of it and
+  :func:`open_pyewf` opens an E01 with the reference reader.
 * **Page cache**: :func:`warm_cache` reads files once (optionally hashing them with MD5).
 * **Timing**: :class:`Stopwatch` (wall clock plus CPU seconds of this process, its reaped children,
   or both), :func:`timed`, :func:`interleave` (the rounds take turns between the methods, so every
@@ -23,6 +24,7 @@ Throughput everywhere is media bytes / seconds with 1 MB = 10**6 bytes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -37,7 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -64,6 +66,7 @@ __all__ = [
     "input_path",
     "interleave",
     "markdown_table",
+    "open_pyewf",
     "parse_size",
     "prepare_input",
     "random_offsets",
@@ -207,11 +210,7 @@ def _planned_meta(path: Path, size: int, seed: int) -> dict[str, Any]:
     """The summary of an existing input, from the generator's layout alone (no content is generated)."""
     gen = gen_input()
     regions = gen.plan_regions(size, seed)
-    per_kind = dict.fromkeys(gen.KIND_WEIGHTS, 0)
-    per_sub = dict.fromkeys(("zero", "random", *gen.SUBKINDS), 0)
-    for r in regions:
-        per_kind[r.kind] += r.length
-        per_sub[r.subkind] += r.length
+    per_kind, per_sub = gen.count_bytes(regions)
     return {
         "path": str(path),
         "size": size,
@@ -268,6 +267,20 @@ def ewfacquire_cached(source: Path, e01: Path, *options: str) -> Path:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stem.with_name(stem.name + ".E01").rename(e01)
     return e01
+
+
+@contextlib.contextmanager
+def open_pyewf(first: Path) -> Iterator[Any]:
+    """Open an E01 (all its segments, found from the first) with pyewf (libewf-python), the reference
+    reader; the handle is closed on leaving the block."""
+    import pyewf
+
+    handle = pyewf.handle()
+    handle.open(pyewf.glob(str(first)))
+    try:
+        yield handle
+    finally:
+        handle.close()
 
 
 # --------------------------------------------------------------------------- page cache and digests

@@ -37,6 +37,7 @@ from _common import (
     ewfacquire_cached,
     import_forensimg,
     interleave,
+    open_pyewf,
     prepare_input,
     random_offsets,
     size_label,
@@ -70,8 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random-reads", type=int, default=20000, help="random 4 KiB reads per round (default 20000)")
     args = ap.parse_args(argv)
 
-    import pyewf
-
     forensimg = import_forensimg()
     size = args.size
     src, e01 = prepare(size, args.seed, args.input)
@@ -97,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def ewf_seq() -> str:
         h = hashlib.md5()
-        handle = pyewf.handle()
-        handle.open([str(e01)])
-        try:
+        with open_pyewf(e01) as handle:
             left = handle.get_media_size()
             while left > 0:
                 b = handle.read(min(BLOCK, left))
@@ -107,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 h.update(b)
                 left -= len(b)
-        finally:
-            handle.close()
         return h.hexdigest()
 
     with forensimg.open(e01) as img:
@@ -124,14 +119,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def ewf_rand() -> str:
         h = hashlib.md5()
-        handle = pyewf.handle()
-        handle.open([str(e01)])
-        try:
+        with open_pyewf(e01) as handle:
             for off in offsets:
                 handle.seek(off)
                 h.update(handle.read(4096))
-        finally:
-            handle.close()
         return h.hexdigest()
 
     # every round: the sequential readers, then the random ones

@@ -45,6 +45,7 @@ from _common import (
     environment,
     import_forensimg,
     interleave,
+    open_pyewf,
     prepare_input,
     text_table,
     tool_version,
@@ -101,15 +102,10 @@ def run_forensimg(
 
 
 def stored_md5(first: Path) -> str | None:
-    import pyewf
-
-    h = pyewf.handle()
-    h.open(pyewf.glob(str(first)))
-    try:
+    """The MD5 stored in an E01, read with pyewf."""
+    with open_pyewf(first) as h:
         value: str | None = h.get_hash_value("MD5")
-        return value
-    finally:
-        h.close()
+    return value
 
 
 def ewfverify_md5(first: Path) -> str | None:

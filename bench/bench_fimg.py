@@ -39,6 +39,7 @@ from _common import (
     import_forensimg,
     interleave,
     markdown_table,
+    open_pyewf,
     prepare_input,
     random_offsets,
     warm_cache,
@@ -101,17 +102,13 @@ def fimg_verify(work: Path) -> dict[str, Any]:
 
 
 def pyewf_reads(work: Path, offsets: list[int]) -> dict[str, Any]:
-    import pyewf
-
-    h = pyewf.handle()
-    h.open([str(work / "ewf.E01")])
     digest = hashlib.sha256()
-    t = time.perf_counter()
-    for o in offsets:
-        h.seek(o)
-        digest.update(h.read(4096))
-    dt = time.perf_counter() - t
-    h.close()
+    with open_pyewf(work / "ewf.E01") as h:
+        t = time.perf_counter()
+        for o in offsets:
+            h.seek(o)
+            digest.update(h.read(4096))
+        dt = time.perf_counter() - t
     return {"seconds": dt, "reads": len(offsets), "digest": digest.hexdigest()}
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "MIN_REGION",
     "SUBKINDS",
     "Region",
+    "count_bytes",
     "generate",
     "main",
     "parse_size",
@@ -262,6 +263,16 @@ def region_content(region: Region, index: int, seed: int) -> Iterator[bytes | me
             return
 
 
+def count_bytes(regions: Sequence[Region]) -> tuple[dict[str, int], dict[str, int]]:
+    """Bytes per kind and bytes per sub-kind (``zero``, ``random`` and the compressible sub-kinds)."""
+    per_kind = dict.fromkeys(KIND_WEIGHTS, 0)
+    per_sub = dict.fromkeys(("zero", "random", *SUBKINDS), 0)
+    for r in regions:
+        per_kind[r.kind] += r.length
+        per_sub[r.subkind] += r.length
+    return per_kind, per_sub
+
+
 def generate(path: str | os.PathLike[str], size: int, seed: int = 1) -> dict[str, Any]:
     """Write the benchmark input to ``path`` (through a temporary file, then renamed).
 
@@ -295,11 +306,7 @@ def generate(path: str | os.PathLike[str], size: int, seed: int = 1) -> dict[str
         tmp.unlink()
         raise RuntimeError(f"generator bug: wrote {written} bytes, expected {size}")
     os.replace(tmp, target)
-    per_kind = dict.fromkeys(KIND_WEIGHTS, 0)
-    per_sub = dict.fromkeys(("zero", "random", *SUBKINDS), 0)
-    for r in regions:
-        per_kind[r.kind] += r.length
-        per_sub[r.subkind] += r.length
+    per_kind, per_sub = count_bytes(regions)
     return {
         "path": str(target),
         "size": size,
