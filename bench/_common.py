@@ -55,6 +55,7 @@ __all__ = [
     "Run",
     "Stats",
     "Stopwatch",
+    "Warmed",
     "add_common_options",
     "command_line",
     "cpu_seconds",

@@ -146,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     summary = {}
     cells = []
     for name, rs in rounds.items():
-        wall = Stats.of(x["wall"] for x in rs)
+        stats = Stats.of(x["wall"] for x in rs)
         cpu = min(x["cpu"] for x in rs)
-        summary[name] = {"best": wall.best, "median": wall.median, "cpu": cpu, "ratio": base / wall.best}
-        cells.append([name, f"{wall.best:.2f}", f"{wall.median:.2f}", f"{size / wall.best / 1e6:.0f}", f"{cpu:.1f}",
-                      f"{base / wall.best:.2f}×"])  # fmt: skip
+        summary[name] = {"best": stats.best, "median": stats.median, "cpu": cpu, "ratio": base / stats.best}
+        cells.append([name, f"{stats.best:.2f}", f"{stats.median:.2f}", f"{size / stats.best / 1e6:.0f}", f"{cpu:.1f}",
+                      f"{base / stats.best:.2f}×"])  # fmt: skip
     print(markdown_table(["method", "best s", "median s", "MB/s (best)", "CPU s", "vs ewfacquire"], "lrrrrr", cells))
     if a.json_out:
         write_json(a.json_out, {"environment": env, "size": size, "input_md5": md5_in, "rounds": rounds,

@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         openssl=ssl.OPENSSL_VERSION,
         coreutils=tool_version("md5sum", "--version"),
         forensimg=getattr(forensimg, "__version__", "unknown"),
-        forensimg_path=str(Path(forensimg.__file__).parent),
+        forensimg_path=str(Path(str(forensimg.__file__)).parent),
     )
     inp = prepare_input(args.size, args.seed)
     path = inp.path
