@@ -80,8 +80,9 @@ PROC_ROOT = Path("/proc")
 
 VERIFY_WINDOW: int | None = None
 """Read back each window of this many bytes while later ones are still written; ``None`` (default):
-read back once everything is written and synced. Measured on one virtual disk (bench/bench_restore.py),
-reading behind the writer interleaves reads with the writeback and is about 1.5x slower."""
+read back once everything is written and synced. Measured on one shared virtual disk
+(bench/bench_restore.py, bench/README.md "Restore"): 1.5x slower in one A/B run, the best total times in
+later ones (64 MiB windows) but with as bad worst rounds; the default stays until an idle machine settles it."""
 
 RestoreProgress = Callable[[str, int, int], None]
 """``on_progress(phase, done_bytes, total_bytes)``; phase is ``write``, ``wipe`` or ``verify``."""
