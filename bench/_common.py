@@ -265,7 +265,9 @@ def ewfacquire_cached(source: Path, e01: Path, *options: str) -> Path:
     stem = e01.with_name(f".{e01.stem}-tmp")
     cmd = ["ewfacquire", "-u", *options, "-t", str(stem), str(source)]
     print(f"ewfacquire -> {e01} ...", flush=True)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"ewfacquire failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.strip()[-2000:]}")
     stem.with_name(stem.name + ".E01").rename(e01)
     return e01
 
