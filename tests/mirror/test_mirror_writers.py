@@ -191,3 +191,63 @@ def test_every_copy_fails_raises(small_disk):
     assert ei.value.errno == 28 and "a.fimg" in str(ei.value)  # the primary's error
     w.abort()
     assert [c["complete"] for c in w.copies] == [False, False]  # type: ignore[attr-defined]
+
+
+@needs_root
+@pytest.mark.root
+def test_cli_same_format_copies_share_a_writer_one_fills_its_disk(tmp_path, small_disk, capsys):
+    import json
+
+    from forensimg.cli import main
+
+    data = _data(10 << 20)
+    src = tmp_path / "source.dd"
+    src.write_bytes(data)
+    want = hashlib.sha256(data).hexdigest()
+    big = tmp_path / "big"
+    big.mkdir()
+    good_e, bad_e, good_f, bad_f = big / "ev.E01", small_disk / "ev.E01", big / "lab.fimg", small_disk / "lab.fimg"
+    run("mount", "-o", "remount,size=4m", small_disk)  # both copies there grow together, both fill it
+    rc = main(["--no-custody", "acquire", str(src), str(good_f), "--mirror", str(good_e), "--mirror", str(bad_e),
+               "--mirror", str(bad_f), "--json", "-q", "--hash", "md5,sha256", "--block-size", "1M",
+               "--checkpoint", "256K"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 6, d
+    t_gf, t_ge, t_be, t_bf = d["targets"]  # one outcome per copy, in the order given
+    assert [t["path"] for t in d["targets"]] == [str(good_f), str(good_e), str(bad_e), str(bad_f)]
+    assert [t["format"] for t in d["targets"]] == ["fimg", "ewf", "ewf", "fimg"]
+    assert t_ge["state"] == t_gf["state"] == "finished"
+    # encoded once: each good copy's writer also wrote the copy on the small disk
+    for t, other in ((t_ge, bad_e), (t_gf, bad_f)):
+        copies = t["result"]["details"]["copies"]
+        assert [c["path"] for c in copies][1] == str(other)
+        assert t["result"]["paths"] == copies[0]["paths"]
+        assert t["result"]["hashes"]["sha256"] == want
+    for t in (t_be, t_bf):
+        assert t["state"] == "failed" and t["result"] is None
+        assert "No space left" in t["error"]
+        # the exact media the copy took (0 if the disk was full before its first write: E01 buffers 8 MiB)
+        assert 0 <= t["failed_at"] < len(data) and t["failed_block_at"] % (1 << 20) == 0
+        assert t["failed_at"] <= t["failed_block_at"] + (1 << 20)
+    assert t_bf["failed_at"] > 0
+    assert d["complete"] is False
+    rj = json.loads(Path(str(good_f) + ".json").read_text())
+    assert set(rj["segments"]) == {str(good_e), str(good_f)}  # the finished copies' own segment files
+    assert rj["segments"][str(good_f)][0]["path"] == str(good_f)
+    report = Path(str(good_f) + ".txt").read_text()
+    assert f"failed at media offset {t_bf['failed_at']}" in report and str(bad_f) in report
+    for p in (good_e, good_f):
+        assert main(["--no-custody", "verify", str(p)]) == 0
+    # room again: the failed fimg copy is completed with --resume, equal to its good twin
+    for p in (bad_e, *small_disk.glob("ev.E0*")):
+        p.unlink(missing_ok=True)
+    run("mount", "-o", "remount,size=16m", small_disk)
+    capsys.readouterr()
+    rc = main(["--no-custody", "acquire", str(src), str(bad_f), "--resume", "--json", "-q", "--hash", "md5,sha256"])
+    d2 = json.loads(capsys.readouterr().out)
+    assert rc == 0, d2
+    assert 0 < d2["resumed_from"] <= t_bf["failed_at"]
+    root = d2["targets"][0]["result"]["details"]["merkle_root"]
+    assert root == t_gf["result"]["details"]["merkle_root"]
+    with forensimg.open(bad_f) as img:
+        assert hash_image(img, ("sha256",))["sha256"] == want
