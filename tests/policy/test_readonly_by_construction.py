@@ -20,6 +20,7 @@ WRITE_ALLOWED = {
     "records.py",
     "custody.py",
     "restore.py",
+    "outputs.py",
     "signing.py",
     "convert.py",
     "formats/raw.py",
