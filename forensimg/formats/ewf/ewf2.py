@@ -423,7 +423,10 @@ class EWF2Image(Image):
             )  # fmt: skip
         data, problem = decode_chunk(stored, bool(fl & 1), expected, cs, index == self._chunk_count - 1)
         if problem is not None:
-            raise _chunk_error(problem[0], problem[1], path=path, offset=off, chunk=index, media=media)
+            kind, message, want, got = problem
+            raise _chunk_error(
+                kind, message, path=path, offset=off, chunk=index, media=media, expected=want, found=got
+            )
         return data
 
     def _close_files(self) -> None:

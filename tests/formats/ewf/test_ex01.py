@@ -65,6 +65,8 @@ def test_ex01_corrupt_chunk_is_localised(tmp_path: Path) -> None:
     with forensimg.open(paths[0], zero_fill=True) as img:
         got = img.read()
         assert [f.chunk for f in img.faults] == [k]
+        fault = img.faults[0]
+        assert fault.expected and fault.found and fault.expected != fault.found  # what the check wanted vs saw
         assert got[: k * cs] == MEDIA[: k * cs] and got[(k + 1) * cs :] == MEDIA[(k + 1) * cs :]
 
 
