@@ -844,84 +844,64 @@ class EWFImage(Image):
             if m and any(c != "0" for c in m.group(1)):
                 p.xhash[alg] = m.group(1).lower()
 
-    def _load_error2(self, si: int, sec: _Section, p: _Parsed) -> None:
+    def _load_counted_entries(
+        self, si: int, sec: _Section, p: _Parsed, name: str, header_size: int, entry_size: int
+    ) -> bytes | None:
+        """The entry array of an ``error2`` or ``session`` section (ewf-notes §6.3, §6.4).
+
+        Both are: a header whose last 4 bytes are the Adler-32 of the bytes before them and whose first
+        4 bytes count the entries, then the entries, then the Adler-32 of the entries. A checksum
+        mismatch is a METADATA fault (the section is ignored); a count that does not fit is fatal.
+        """
         files = self._files
         path = files.paths[si]
-        if sec.data_size < structs.ERROR2_HEADER_SIZE:
-            raise FormatError("'error2' section too small", path=path, offset=sec.offset)
-        head = files.pread_exact(si, sec.data_offset, structs.ERROR2_HEADER_SIZE, "'error2' header")
-        if _adler32(head[:516]) != int.from_bytes(head[516:520], "little"):
+        if sec.data_size < header_size:
+            raise FormatError(f"'{name}' section too small", path=path, offset=sec.offset)
+        head = files.pread_exact(si, sec.data_offset, header_size, f"'{name}' header")
+        sum_at = header_size - 4
+        if _adler32(head[:sum_at]) != int.from_bytes(head[sum_at:], "little"):
             p.faults.append(
                 Fault(
                     FaultKind.METADATA,
-                    f"'error2' header checksum mismatch in '{path}'",
+                    f"'{name}' header checksum mismatch in '{path}'",
                     segment=str(path),
-                    offset=sec.data_offset + 516,
+                    offset=sec.data_offset + sum_at,
                 )
             )
-            return
+            return None
         count = int.from_bytes(head[:4], "little")
-        room = (sec.data_size - structs.ERROR2_HEADER_SIZE - 4) // 8
+        room = (sec.data_size - header_size - 4) // entry_size
         if count > room:
             raise FormatError(
-                f"'error2' claims {count} entries but its section holds room for {max(room, 0)}",
+                f"'{name}' claims {count} entries but its section holds room for {max(room, 0)}",
                 path=path,
                 offset=sec.data_offset,
             )
-        raw = files.pread_exact(si, sec.data_offset + structs.ERROR2_HEADER_SIZE, count * 8 + 4, "'error2' entries")
+        raw = files.pread_exact(si, sec.data_offset + header_size, count * entry_size + 4, f"'{name}' entries")
         if _adler32(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
             p.faults.append(
                 Fault(
                     FaultKind.METADATA,
-                    f"'error2' entries checksum mismatch in '{path}'",
+                    f"'{name}' entries checksum mismatch in '{path}'",
                     segment=str(path),
-                    offset=sec.data_offset + structs.ERROR2_HEADER_SIZE + count * 8,
+                    offset=sec.data_offset + header_size + count * entry_size,
                 )
             )
-            return
-        for i in range(count):
-            first = int.from_bytes(raw[8 * i : 8 * i + 4], "little")
-            num = int.from_bytes(raw[8 * i + 4 : 8 * i + 8], "little")
+            return None
+        return raw[:-4]
+
+    def _load_error2(self, si: int, sec: _Section, p: _Parsed) -> None:
+        raw = self._load_counted_entries(si, sec, p, "error2", structs.ERROR2_HEADER_SIZE, 8) or b""
+        for i in range(0, len(raw), 8):
+            first = int.from_bytes(raw[i : i + 4], "little")
+            num = int.from_bytes(raw[i + 4 : i + 8], "little")
             p.errors.append((first, num))
 
     def _load_session(self, si: int, sec: _Section, p: _Parsed) -> None:
-        files = self._files
-        path = files.paths[si]
-        if sec.data_size < structs.SESSION_HEADER_SIZE:
-            raise FormatError("'session' section too small", path=path, offset=sec.offset)
-        head = files.pread_exact(si, sec.data_offset, structs.SESSION_HEADER_SIZE, "'session' header")
-        if _adler32(head[:32]) != int.from_bytes(head[32:36], "little"):
-            p.faults.append(
-                Fault(
-                    FaultKind.METADATA,
-                    f"'session' header checksum mismatch in '{path}'",
-                    segment=str(path),
-                    offset=sec.data_offset + 32,
-                )
-            )
-            return
-        count = int.from_bytes(head[:4], "little")
-        room = (sec.data_size - structs.SESSION_HEADER_SIZE - 4) // 32
-        if count > room:
-            raise FormatError(
-                f"'session' claims {count} entries but its section holds room for {max(room, 0)}",
-                path=path,
-                offset=sec.data_offset,
-            )
-        raw = files.pread_exact(si, sec.data_offset + structs.SESSION_HEADER_SIZE, count * 32 + 4, "'session' entries")
-        if _adler32(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
-            p.faults.append(
-                Fault(
-                    FaultKind.METADATA,
-                    f"'session' entries checksum mismatch in '{path}'",
-                    segment=str(path),
-                    offset=sec.data_offset + structs.SESSION_HEADER_SIZE + count * 32,
-                )
-            )
-            return
-        for i in range(count):
-            flags = int.from_bytes(raw[32 * i : 32 * i + 4], "little")
-            first = int.from_bytes(raw[32 * i + 4 : 32 * i + 8], "little")
+        raw = self._load_counted_entries(si, sec, p, "session", structs.SESSION_HEADER_SIZE, 32) or b""
+        for i in range(0, len(raw), 32):
+            flags = int.from_bytes(raw[i : i + 4], "little")
+            first = int.from_bytes(raw[i + 4 : i + 8], "little")
             p.sessions.append({"first_sector": first, "flags": flags})
 
     def _build_info(self, p: _Parsed, total_entries: int) -> ImageInfo:
