@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ class OutputSet:
         self._check = check
         self._position = position
         self._graveyard: list[int] = []  # fds of dropped copies, closed with the segment (a sync may use them)
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -186,6 +188,9 @@ class OutputSet:
         graveyard, self._graveyard = self._graveyard, []
         for fd in graveyard:
             os.close(fd)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     @property
     def is_open(self) -> bool:
@@ -205,18 +210,22 @@ class OutputSet:
         """
         if not iov:
             return
-        for c in self.live:
-            assert c.fd is not None
-            done = 0
-            try:
-                done = os.writev(c.fd, iov)
-                if done != total:  # a short write (a disk filling up): go on from where it stopped
-                    view = memoryview(b"".join(iov))[done:]
-                    while view:
-                        n = os.write(c.fd, view)
-                        view = view[n:]
-                        done += n
-            except OSError as exc:
+        live = self.live
+        fds = [c.fd for c in live]
+        if len(live) == 1:
+            assert fds[0] is not None
+            results = [_write_all(fds[0], iov, total)]
+        else:
+            # the copies are written at the same time (one helper thread per further copy; os.writev
+            # releases the GIL), so that a second copy adds little wall time; all finish before returning
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(len(self.copies) - 1, thread_name_prefix="forensimg-copy")
+            futs = [self._pool.submit(_write_all, fd, iov, total) for fd in fds[1:] if fd is not None]
+            assert fds[0] is not None
+            results = [_write_all(fds[0], iov, total), *(f.result() for f in futs)]
+        for c, (done, err) in zip(live, results, strict=True):
+            if err is not None:
+                exc = err
                 c.media += sum(m for end, m in marks if end <= done)
                 p = c.paths[-1]
                 off = c.pos + done
@@ -315,6 +324,22 @@ class OutputSet:
     def details(self) -> list[dict[str, Any]]:
         """Every copy's :meth:`Copy.to_dict`, in the order given."""
         return [c.to_dict() for c in self.copies]
+
+
+def _write_all(fd: int, iov: Sequence[Buffer], total: int) -> tuple[int, OSError | None]:
+    """Write ``iov`` whole to ``fd``: (bytes written, the error that stopped it or ``None``)."""
+    done = 0
+    try:
+        done = os.writev(fd, iov)
+        if done != total:  # a short write (a disk filling up): go on from where it stopped
+            view = memoryview(b"".join(iov))[done:]
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+                done += n
+    except OSError as exc:
+        return done, exc
+    return done, None
 
 
 def _pwrite_all(fd: int, data: Buffer, offset: int) -> None:
