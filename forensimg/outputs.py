@@ -15,10 +15,11 @@ of the bytes of the good copies, file by file.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,10 +92,12 @@ class OutputSet:
         namer: segment naming of the format.
         check: called with each new segment path before it is created (refuse an existing file).
         position: the writer's media position (recorded when a copy fails).
+        hash_segments: compute the SHA-256 of each segment file from the bytes appended to it (for an
+            append-only format: only :meth:`writev` after :meth:`open_segment`); see :attr:`segment_sha256`.
     """
 
     def __init__(self, bases: Sequence[Path], namer: Namer, check: Callable[[Path], None] | None = None,
-                 position: Callable[[], int] | None = None) -> None:
+                 position: Callable[[], int] | None = None, *, hash_segments: bool = False) -> None:
         if not bases:
             raise ValueError("an output set needs at least one copy")
         self.copies = [Copy(Path(b)) for b in bases]
@@ -103,6 +106,17 @@ class OutputSet:
         self._position = position
         self._graveyard: list[int] = []  # fds of dropped copies, closed with the segment (a sync may use them)
         self._pool: ThreadPoolExecutor | None = None
+        self._hash_segments = hash_segments
+        # SHA-256 of the current segment's bytes, fed in a helper thread in write order (None: not vouched
+        # for, e.g. a segment reopened by resume or patched in place)
+        self._seg_hash: Any = None
+        self._seg_hashed = 0
+        self._hash_pool: ThreadPoolExecutor | None = None
+        self._hash_job: Future[None] | None = None
+        self.segment_sha256: dict[Path, str] = {}
+        """SHA-256 (hex) of every closed segment file whose whole content this set wrote, per path, for
+        every copy alive when the segment was closed (with ``hash_segments``). Every live copy receives the
+        same bytes (a copy that misses any is dropped), so one digest per segment serves all copies."""
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -171,6 +185,9 @@ class OutputSet:
             c.paths.append(p)
             c.pos = 0
         self._raise_if_all_failed()
+        if self._hash_segments:
+            self._seg_hash = hashlib.sha256()
+            self._seg_hashed = 0
 
     def adopt(self, fd: int, paths: Sequence[Path], pos: int) -> None:
         """Take over an open file (resume of a single copy): ``paths`` so far, ``fd`` on the last one at ``pos``."""
@@ -178,9 +195,21 @@ class OutputSet:
         c.paths = list(paths)
         c.fd = fd
         c.pos = pos
+        self._seg_hash = None  # bytes written before the resume were not seen here: not vouched for
 
     def close_segment(self) -> None:
         """Close the current segment of every copy (and the files of dropped copies)."""
+        h, self._seg_hash = self._seg_hash, None
+        if h is not None:
+            self._wait_hash()
+            digest = h.hexdigest()
+            for c in self.copies:
+                # vouch only for a live copy that holds exactly the bytes hashed
+                if c.error is None and c.fd is not None and c.pos == self._seg_hashed:
+                    self.segment_sha256[c.paths[-1]] = digest
+        hpool, self._hash_pool = self._hash_pool, None
+        if hpool is not None:
+            hpool.shutdown(wait=True)
         for c in self.copies:
             fd, c.fd = c.fd, None
             if fd is not None:
@@ -210,6 +239,14 @@ class OutputSet:
         """
         if not iov:
             return
+        if self._seg_hash is not None:
+            # the segment's SHA-256 is computed from the very bytes appended (immutable ``bytes`` from
+            # the writer), in a helper thread while the copies are written (hashlib releases the GIL)
+            self._wait_hash()  # at most one job queued: bounded memory, write order kept
+            if self._hash_pool is None:
+                self._hash_pool = ThreadPoolExecutor(1, thread_name_prefix="forensimg-seghash")
+            self._hash_job = self._hash_pool.submit(_hash_update, self._seg_hash, tuple(iov))
+            self._seg_hashed += total
         live = self.live
         fds = [c.fd for c in live]
         if len(live) == 1:
@@ -244,7 +281,14 @@ class OutputSet:
         Raises:
             WriteError: every copy has failed.
         """
-        for c in self.live:
+        live = self.live
+        if live:
+            idx0 = len(live[0].paths) if segment is None else segment
+            if idx0 == len(live[0].paths):
+                self._seg_hash = None  # patched in place: the appended bytes no longer describe the file
+            for c in live:
+                self.segment_sha256.pop(c.paths[idx0 - 1], None)
+        for c in live:
             idx = len(c.paths) if segment is None else segment
             p = c.paths[idx - 1]
             fd = c.fd if idx == len(c.paths) else None
@@ -319,6 +363,11 @@ class OutputSet:
                 seen.add(d)
                 fsync_dir(d)
 
+    def _wait_hash(self) -> None:
+        job, self._hash_job = self._hash_job, None
+        if job is not None:
+            job.result()
+
     # -- results ----------------------------------------------------------------------------------
 
     def details(self) -> list[dict[str, Any]]:
@@ -340,6 +389,11 @@ def _write_all(fd: int, iov: Sequence[Buffer], total: int) -> tuple[int, OSError
     except OSError as exc:
         return done, exc
     return done, None
+
+
+def _hash_update(h: Any, iov: Sequence[Buffer]) -> None:
+    for b in iov:
+        h.update(b)
 
 
 def _pwrite_all(fd: int, data: Buffer, offset: int) -> None:

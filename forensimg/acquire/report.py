@@ -36,12 +36,22 @@ def report_paths(target: str | os.PathLike[str]) -> tuple[Path, Path]:
     return p.with_name(p.name + ".txt"), p.with_name(p.name + ".json")
 
 
-def segment_hashes(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """Size and SHA-256 of every segment file (for the report)."""
+def segment_hashes(paths: Sequence[Path], known: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Size and SHA-256 of every segment file (for the report).
+
+    ``known``: SHA-256 per path that the writer computed from the exact bytes it appended to the file
+    (fimg's ``WriteResult.details["segment_sha256"]``); those files are not read again. Any other file
+    is read and hashed.
+    """
     out = []
+    known = known or {}
     for p in paths:
         try:
-            out.append({"path": str(p), "size": p.stat().st_size, "sha256": hash_file(str(p))["sha256"]})
+            size = p.stat().st_size
+            sha = known.get(str(p))
+            if sha is None:
+                sha = hash_file(str(p))["sha256"]
+            out.append({"path": str(p), "size": size, "sha256": sha})
         except OSError as exc:
             out.append({"path": str(p), "size": None, "sha256": None, "error": exc.strerror})
     return out

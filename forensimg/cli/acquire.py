@@ -416,11 +416,14 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         if err is not None:  # the acquisition finished; what followed (--verify) was stopped or failed
             rep.notes.append("verification not completed: "
                              + ("interrupted (Ctrl-C)" if isinstance(err, KeyboardInterrupt) else str(err)))
-        # every copy's segment files are hashed at once (hashlib releases the GIL): a mirror costs no
-        # extra wall time here on a machine with a core per copy
-        finished = [(str(t.path), list(t.result.paths)) for t in res.targets if t.result is not None]
+        # segment SHA-256s: fimg's writer computed them from the bytes it appended (it vouches for them in
+        # details["segment_sha256"]); any other file (E01 patches sections in place at close) is read
+        # again, every copy at once (hashlib releases the GIL)
+        finished = [(str(t.path), list(t.result.paths), dict(t.result.details.get("segment_sha256") or {}))
+                    for t in res.targets if t.result is not None]
         with ThreadPoolExecutor(max_workers=max(1, len(finished))) as pool:
-            for (tpath, _), segs in zip(finished, pool.map(segment_hashes, [p for _, p in finished]), strict=True):
+            jobs = pool.map(segment_hashes, [p for _, p, _ in finished], [k for _, _, k in finished])
+            for (tpath, _, _), segs in zip(finished, jobs, strict=True):
                 rep.segments[tpath] = segs
         status = "complete" if res.complete else "INCOMPLETE"
         if res.verification and not all(v.ok for v in res.verification):

@@ -141,8 +141,10 @@ class FimgWriter(ImageWriter):
     ) -> None:
         kwargs.setdefault("hashes", ("sha256",))
         super().__init__(path, **kwargs)
+        # fimg is append-only (spec §5): each segment file is exactly the bytes appended to it, so its
+        # SHA-256 is computed while writing (``details["segment_sha256"]``) instead of re-reading it
         self._out = OutputSet(_copy_bases(self.path, mirror_paths), segment_name, self._check_target,
-                              lambda: self._pos)
+                              lambda: self._pos, hash_segments=True)
         check_chunk_size(chunk_size)
         if self.sector_size < 256 or self.sector_size > chunk_size:
             raise UsageError(f"fimg sector size must be 256..chunk size, not {self.sector_size}")
@@ -525,6 +527,9 @@ class FimgWriter(ImageWriter):
                 "merkle_root": root.hex(), "chunk_size": self.chunk_size, "chunk_count": len(self._index),
                 "uuid": str(uuidlib.UUID(bytes=self.uuid)), "compression": self.compression,
                 "copies": self._out.details(),
+                # SHA-256 of each segment file of every copy, computed from the bytes appended to it;
+                # a segment this writer did not write whole (reopened by resume) is absent
+                "segment_sha256": {str(p): h for p, h in self._out.segment_sha256.items()},
             },
         )
 
