@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from forensimg.errors import FormatError, IncompleteImageError, MissingSegmentError, UnsupportedFormatError
 from forensimg.formats.ewf import structs
 from forensimg.formats.ewf.header import decode_header2_text, inflate_header, parse_header_date, parse_header_text
-from forensimg.formats.ewf.reader import _adler32, _chunk_error, decode_chunk
+from forensimg.formats.ewf.reader import _adler32, _chunk_error, read_and_decode_chunk
 from forensimg.image import CaseInfo, Fault, FaultKind, Image, ImageInfo, SourceInfo
 from forensimg.streams import SegmentSet
 
@@ -415,19 +415,10 @@ class EWF2Image(Image):
                 FaultKind.SIZE, f"stored size {size} at 0x{off:x} is out of bounds", path=path, offset=off,
                 chunk=index, media=media,
             )  # fmt: skip
-        stored = self._files.pread(t.segment, off, size)
-        if len(stored) != size:
-            raise _chunk_error(
-                FaultKind.SHORT_READ, "the segment file ends inside the chunk", path=path, offset=off,
-                chunk=index, media=media,
-            )  # fmt: skip
-        data, problem = decode_chunk(stored, bool(fl & 1), expected, cs, index == self._chunk_count - 1)
-        if problem is not None:
-            kind, message, want, got = problem
-            raise _chunk_error(
-                kind, message, path=path, offset=off, chunk=index, media=media, expected=want, found=got
-            )
-        return data
+        return read_and_decode_chunk(
+            self._files, t.segment, off, size, bool(fl & 1), expected=expected, chunk_size=cs,
+            last=index == self._chunk_count - 1, chunk=index, media=media,
+        )  # fmt: skip
 
     def _close_files(self) -> None:
         self._files.close()

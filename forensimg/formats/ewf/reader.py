@@ -62,7 +62,15 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
     _adler32 = zlib.adler32
     _ZLIB_ERRORS = (zlib.error,)
 
-__all__ = ["EWFImage", "decode_chunk", "decode_table_entries", "open_image", "order_segments", "walk_sections"]
+__all__ = [
+    "EWFImage",
+    "decode_chunk",
+    "decode_table_entries",
+    "open_image",
+    "order_segments",
+    "read_and_decode_chunk",
+    "walk_sections",
+]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +112,44 @@ def _chunk_error(
     exc.expected = expected  # type: ignore[attr-defined]
     exc.found = found  # type: ignore[attr-defined]
     return exc
+
+
+def read_and_decode_chunk(
+    files: SegmentSet,
+    segment: int,
+    offset: int,
+    size: int,
+    compressed: bool,
+    *,
+    expected: int,
+    chunk_size: int,
+    last: bool,
+    chunk: int,
+    media: tuple[int, int],
+) -> bytes:
+    """Read ``size`` stored bytes of a chunk at ``offset`` of segment ``segment`` and check/decode them.
+
+    Shared by the EWF1 and EWF2 readers. Raises the ChecksumError that names chunk, media range, file
+    and offset (with expected/found where known).
+    """
+    path = files.paths[segment]
+    stored = files.pread(segment, offset, size)
+    if len(stored) != size:
+        raise _chunk_error(
+            FaultKind.SHORT_READ,
+            "the segment file ends inside the chunk",
+            path=path,
+            offset=offset,
+            chunk=chunk,
+            media=media,
+            expected=f"{size} stored bytes",
+            found=f"{len(stored)} stored bytes",
+        )
+    data, problem = decode_chunk(stored, compressed, expected, chunk_size, last)
+    if problem is not None:
+        kind, message, want, got = problem
+        raise _chunk_error(kind, message, path=path, offset=offset, chunk=chunk, media=media, expected=want, found=got)
+    return data
 
 
 # -- sections -----------------------------------------------------------------------------------------
@@ -1041,25 +1087,10 @@ class EWFImage(Image):
                 chunk=index,
                 media=media,
             )
-        stored = self._files.pread(g.segment, start, end - start)
-        if len(stored) != end - start:
-            raise _chunk_error(
-                FaultKind.SHORT_READ,
-                "the segment file ends inside the chunk",
-                path=path,
-                offset=start,
-                chunk=index,
-                media=media,
-                expected=f"{end - start} stored bytes",
-                found=f"{len(stored)} stored bytes",
-            )
-        data, problem = decode_chunk(stored, compressed, expected, cs, index == self._chunk_count - 1)
-        if problem is not None:
-            kind, message, want, got = problem
-            raise _chunk_error(
-                kind, message, path=path, offset=start, chunk=index, media=media, expected=want, found=got
-            )
-        return data
+        return read_and_decode_chunk(
+            self._files, g.segment, start, end - start, compressed, expected=expected, chunk_size=cs,
+            last=index == self._chunk_count - 1, chunk=index, media=media,
+        )  # fmt: skip
 
     def _close_files(self) -> None:
         self._files.close()
