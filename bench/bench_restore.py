@@ -30,73 +30,40 @@ process with one setting changed: ``workers=N`` (chunk decode threads, ``Image.s
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-OUT_DIR = BENCH_DIR / "out"
-
-
-def _load_gen_input() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("forensimg_bench_gen_input", BENCH_DIR / "gen_input.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def prepare_input(size: int, seed: int, gen: ModuleType) -> Path:
-    """The cached raw benchmark input (same file as bench_hash.py uses)."""
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUT_DIR / f"hash-input-{size}-s{seed}-g{gen.GENERATOR_VERSION}.bin"
-    if not (path.exists() and path.stat().st_size == size):
-        gen.generate(path, size, seed)
-    return path
+from _common import (
+    OUT_DIR,
+    Stats,
+    add_common_options,
+    ewfacquire_cached,
+    file_digest,
+    markdown_table,
+    parse_size,
+    prepare_input,
+    warm_cache,
+    write_json,
+)
 
 
 def prepare_e01(raw: Path) -> Path:
     """``ewfacquire -u -c fast`` of the input, made once and kept."""
-    stem = OUT_DIR / (raw.stem + "-ewfacquire-fast")
-    e01 = stem.with_name(stem.name + ".E01")
-    if e01.exists():
-        return e01
-    cmd = ["ewfacquire", "-u", "-c", "fast", "-S", "4GiB", "-t", str(stem), "-C", "bench", "-D", "bench input",
-           "-E", "1", "-e", "bench", "-N", "none", str(raw)]
-    print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return e01
+    return ewfacquire_cached(raw, OUT_DIR / f"{raw.stem}-ewfacquire-fast.E01", "-c", "fast", "-S", "4GiB",
+                             "-C", "bench", "-D", "bench input", "-E", "1", "-e", "bench", "-N", "none")  # fmt: skip
 
 
 def drop_caches() -> None:
     """Write back the previous round's dirty pages, so that every round starts alike. (The page cache
     is not dropped system-wide: other work on the machine keeps its cache.)"""
     subprocess.run(["sync"], check=False)
-
-
-def warm(path: Path) -> None:
-    """Read the E01 once so that both tools decode from the page cache."""
-    with path.open("rb") as f:
-        while f.read(8 << 20):
-            pass
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(8 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def run_ewfexport(e01: Path, out_stem: Path) -> Path:
@@ -139,28 +106,24 @@ def run_variant(e01: Path, out: Path, opts: dict[str, int]) -> dict[str, Any]:
     return dict(json.loads(r.stdout))
 
 
-def parse_variant(text: str, gen: ModuleType) -> tuple[str, dict[str, int]]:
+def parse_variant(text: str) -> tuple[str, dict[str, int]]:
     key, _, value = text.partition("=")
     if key not in ("workers", "window", "block"):
         raise SystemExit(f"--also {text}: choose workers=N, window=SIZE or block=SIZE")
-    return f"forensimg ({text})", {key: int(value) if key == "workers" else gen.parse_size(value)}
+    return f"forensimg ({text})", {key: int(value) if key == "workers" else parse_size(value)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    gen = _load_gen_input()
     ap = argparse.ArgumentParser(description="forensimg restore vs ewfexport -f raw from the same E01.")
-    ap.add_argument("--size", type=gen.parse_size, default=gen.parse_size("1G"))
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json-out", type=Path)
+    add_common_options(ap)
     ap.add_argument("--also", action="append", default=[], metavar="KEY=VALUE",
                     help="extra forensimg rows with one setting changed (workers=2, window=64M, block=16M)")
     args = ap.parse_args(argv)
-    variants = dict(parse_variant(v, gen) for v in args.also)
+    variants = dict(parse_variant(v) for v in args.also)
     for tool in ("ewfacquire", "ewfexport"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed")
-    raw = prepare_input(args.size, args.seed, gen)
+    raw = prepare_input(args.size, args.seed).path
     e01 = prepare_e01(raw)
     work = OUT_DIR / "restore-work"
     work.mkdir(exist_ok=True)
@@ -182,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for p in work.iterdir():
                     p.unlink()
                 drop_caches()
-                warm(e01)
+                warm_cache(e01)  # both tools decode from the page cache
                 t0 = time.perf_counter()
                 if name == "ewfexport":
                     out = run_ewfexport(e01, ewf_stem)
@@ -207,8 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 times[name].append(el)
                 print(f"round {rnd + 1} {name:<10} {el:7.3f} s  {args.size / el / 1e6:7.1f} MB/s", flush=True)
                 if not checked and name.startswith("forensimg"):
-                    want = sha256_file(raw)
-                    got = sha256_file(out)
+                    want = file_digest(raw)
+                    got = file_digest(out)
                     if got != want:
                         raise SystemExit(f"forensimg output differs from the input: {got} != {want}")
                     checked = True
@@ -218,15 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, ts in times.items():
         if not ts:
             continue
-        rows.append({"method": name, "best_s": min(ts), "median_s": statistics.median(ts),
-                     "mb_s_best": args.size / min(ts) / 1e6, "rounds": ts})
+        stats = Stats.of(ts)
+        rows.append({"method": name, "best_s": stats.best, "median_s": stats.median,
+                     "mb_s_best": args.size / stats.best / 1e6, "rounds": ts})
     ratio = min(times["ewfexport"]) / min(times["forensimg"])
     wratio = min(times["ewfexport + sync"]) / min(times["forensimg write phase (written + fsync)"])
     print()
-    print("| method | best s | median s | MB/s (best) |")
-    print("|---|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['method']} | {r['best_s']:.3f} | {r['median_s']:.3f} | {r['mb_s_best']:.0f} |")
+    print(markdown_table(["method", "best s", "median s", "MB/s (best)"], "lrrr",
+                         ([r["method"], f"{r['best_s']:.3f}", f"{r['median_s']:.3f}", f"{r['mb_s_best']:.0f}"]
+                          for r in rows)))  # fmt: skip
     print(f"\nratio ewfexport/forensimg (best): {ratio:.2f}x; write phase, ewfexport+sync / forensimg written+fsync"
           f" (best): {wratio:.2f}x; forensimg status {result.get('status')}, read-back {result.get('readback_method')}")
     if args.json_out:
@@ -235,9 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "timings": {k: r.get("timings") for k, r in results.items()},
                   "forensimg_result": {k: result.get(k) for k in ("status", "readback_method", "written_hashes")},
                   "cpu_count": os.cpu_count()}
-        tmp = args.json_out.with_name(args.json_out.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-        os.replace(tmp, args.json_out)
+        write_json(args.json_out, report)
     return 0
 
 

@@ -37,72 +37,42 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
+from _common import (
+    OUT_DIR,
+    Stopwatch,
+    add_common_options,
+    ewfacquire_cached,
+    import_forensimg,
+    markdown_table,
+    prepare_input,
+    warm_cache,
+    write_json,
+)
+
 BASELINE = "ewfverify -d sha1 (E01)"
 
 
-def _gen() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("forensimg_bench_gen_input", HERE / "gen_input.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _forensimg() -> ModuleType:
-    try:
-        import forensimg
-    except ImportError:
-        sys.path.insert(0, str(HERE.parent))
-        import forensimg
-    return forensimg
-
-
-def warm(paths: list[Path]) -> None:
-    for p in paths:
-        with p.open("rb") as f:
-            while f.read(8 << 20):
-                pass
-
-
 def prepare(size: int, seed: int) -> tuple[Path, Path, Path]:
-    gen = _gen()
-    OUT.mkdir(exist_ok=True)
-    tag = f"{size}-s{seed}-g{gen.GENERATOR_VERSION}"
-    src = OUT / f"hash-input-{tag}.bin"
-    if not src.exists():
-        print(f"generating {src} ...", flush=True)
-        gen.generate(src, size, seed)
-    e01 = OUT / f"verify-{tag}-fast.E01"
-    if not e01.exists():
-        print(f"ewfacquire -> {e01} ...", flush=True)
-        target = OUT / f".verify-{tag}-tmp"
-        subprocess.run(
-            ["ewfacquire", "-u", "-q", "-t", str(target), "-f", "encase6", "-c", "fast", "-d", "sha1", str(src)],
-            check=True,
-            capture_output=True,
-        )
-        Path(str(target) + ".E01").rename(e01)
-    fimg = OUT / f"verify-{tag}.fimg"
+    """The cached input, its cached ``ewfacquire -c fast -d sha1`` E01 and its cached default fimg."""
+    src = prepare_input(size, seed).path
+    tag = src.stem.removeprefix("hash-input-")  # <size>-s<seed>-g<generator version>
+    e01 = ewfacquire_cached(src, OUT_DIR / f"verify-{tag}-fast.E01", "-q", "-f", "encase6", "-c", "fast", "-d", "sha1")
+    fimg = OUT_DIR / f"verify-{tag}.fimg"
     if not fimg.exists():
         print(f"forensimg fimg -> {fimg} ...", flush=True)
-        fi = _forensimg()
-        tmp = OUT / f".verify-{tag}-tmp.fimg"
+        fi = import_forensimg()
+        tmp = OUT_DIR / f".verify-{tag}-tmp.fimg"
         with src.open("rb") as f, fi.create(tmp, format="fimg") as w:
             while block := f.read(4 << 20):
                 w.write(block)
@@ -112,14 +82,10 @@ def prepare(size: int, seed: int) -> tuple[Path, Path, Path]:
 
 def run_timed(argv: list[str], check: Callable[[subprocess.CompletedProcess[str]], None]) -> tuple[float, float]:
     """Run ``argv``; returns (wall seconds, child CPU seconds)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    r = subprocess.run(argv, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with Stopwatch("children") as sw:
+        r = subprocess.run(argv, capture_output=True, text=True, check=False)
     check(r)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+    return sw.wall, sw.cpu
 
 
 def _ewf_ok(r: subprocess.CompletedProcess[str]) -> None:
@@ -140,18 +106,14 @@ def _fi_ok(method: str) -> Callable[[subprocess.CompletedProcess[str]], None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    gen = _gen()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", default="1G")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--json-out", type=Path, default=None)
+    add_common_options(ap)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="verify workers (default: CPUs)")
     args = ap.parse_args(argv)
-    size = gen.parse_size(args.size)
+    size = args.size
     _src, e01, fimg = prepare(size, args.seed)
-    warm([e01, fimg])
-    fi = _forensimg()
+    warm_cache(e01, fimg)
+    fi = import_forensimg("forensimg.verify")
     from forensimg.verify import verify
 
     py = [sys.executable, "-m", "forensimg", "--no-custody", "verify"]
@@ -188,9 +150,8 @@ def main(argv: list[str] | None = None) -> int:
 
     base = min(walls[BASELINE])
     rows = []
+    cells = []
     print()
-    print(f"| method | best s | median s | CPU s (best run) | MB/s (best) | vs {BASELINE} |")
-    print("|---|---:|---:|---:|---:|---:|")
     for name in methods:
         best = min(walls[name])
         i = walls[name].index(best)
@@ -204,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu_rounds": cpus[name],
             }
         )
-        print(
-            f"| {name} | {best:.3f} | {statistics.median(walls[name]):.3f} | {cpus[name][i]:.2f} | "
-            f"{size / best / 1e6:.0f} | {base / best:.2f}x |"
-        )
+        cells.append([name, f"{best:.3f}", f"{statistics.median(walls[name]):.3f}", f"{cpus[name][i]:.2f}",
+                      f"{size / best / 1e6:.0f}", f"{base / best:.2f}x"])  # fmt: skip
+    print(markdown_table(["method", "best s", "median s", "CPU s (best run)", "MB/s (best)", f"vs {BASELINE}"],
+                         "lrrrrr", cells))  # fmt: skip
     full_ip, range_ip = min(inproc["full (fimg)"]), min(inproc["range 1 MiB (fimg)"])
     e01_ratio = base / min(walls["forensimg verify (E01)"])
     fimg_ratio = base / min(walls["forensimg verify (fimg)"])
@@ -226,8 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     for k, ok in verdicts.items():
         print(f"{'PASS' if ok else 'MISS'}: {k}")
     if args.json_out:
-        from forensimg.records import atomic_write
-
         doc: dict[str, Any] = {
             "date": dt.datetime.now(dt.UTC).isoformat(),
             "machine": {
@@ -256,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "targets_met": verdicts,
         }
-        atomic_write(args.json_out, json.dumps(doc, indent=2) + "\n")
+        write_json(args.json_out, doc)
     return 0
 
 
