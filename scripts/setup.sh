@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 
-DEB_PACKAGES="python3-venv python3-dev gcc make pkg-config fuse3 libfuse3-dev ewf-tools sleuthkit e2fsprogs dosfstools mtools fdisk util-linux faketime xfsprogs kmod"
+DEB_PACKAGES="python3-venv python3-dev gcc make pkg-config fuse3 libfuse3-dev ewf-tools sleuthkit e2fsprogs dosfstools mtools fdisk util-linux faketime xfsprogs kmod openssl"
 
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
