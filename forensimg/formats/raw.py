@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from forensimg.errors import FormatError, MissingSegmentError, UsageError, WriteError
+from forensimg.hashing import MultiHasher
 from forensimg.image import Image, ImageInfo, Range
 from forensimg.records import atomic_write, fsync_dir
 from forensimg.streams import SegmentSet, check_input_file
@@ -218,6 +219,10 @@ class RawWriter(ImageWriter):
         self._fd: int | None = None
         self._seg_written = 0
         self._stored = 0
+        # SHA-256 of each segment file, computed from the exact bytes written (on its own thread), so the
+        # acquisition report need not read the files back: ``WriteResult.details["segment_sha256"]``.
+        self._seg_hasher: MultiHasher | None = None
+        self._segment_sha256: dict[str, str] = {}
         self._open_next()
 
     def _final_path(self, index: int) -> Path:
@@ -237,11 +242,15 @@ class RawWriter(ImageWriter):
             raise WriteError(f"cannot create '{partial}': {exc.strerror}", path=partial, errno_=exc.errno) from None
         self._paths.append(final)
         self._seg_written = 0
+        self._seg_hasher = MultiHasher(("sha256",))
 
     def _sync_close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is None:
             return
+        if self._seg_hasher is not None:
+            self._segment_sha256[str(self._paths[-1])] = self._seg_hasher.hexdigests()["sha256"]
+            self._seg_hasher = None
         try:
             os.fsync(fd)
         except OSError as exc:
@@ -256,7 +265,9 @@ class RawWriter(ImageWriter):
                 self._open_next()
             room = len(view) if self.segment_size is None else self.segment_size - self._seg_written
             piece = view[:room]
-            assert self._fd is not None
+            assert self._fd is not None and self._seg_hasher is not None
+            # the whole block as it is (no copy) in the common case; a copy only at a segment boundary
+            self._seg_hasher.update(data if len(piece) == len(data) else bytes(piece))
             try:
                 while piece:
                     n = os.write(self._fd, piece)
@@ -289,9 +300,13 @@ class RawWriter(ImageWriter):
             size=self.position,
             hashes=dict(hashes),
             unreadable=unreadable,
+            details={"segment_sha256": dict(self._segment_sha256)},
         )
 
     def _abort(self) -> None:
+        if self._seg_hasher is not None:
+            self._seg_hasher.close()
+            self._seg_hasher = None
         fd, self._fd = self._fd, None
         if fd is not None:
             try:

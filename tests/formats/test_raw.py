@@ -90,6 +90,8 @@ def test_writer_round_trip_and_sidecars(tmp_path, seg):
         assert len(res.paths) == -(-len(data) // seg)
         assert all(p.stat().st_size == seg for p in res.paths[:-1])
     assert not list(tmp_path.glob("*.partial"))
+    # each segment's SHA-256, computed while writing, is that of the file on disk
+    assert res.details["segment_sha256"] == {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in res.paths}
     with forensimg.open(res.paths[0]) as img:
         assert img.read() == data
         assert img.info.stored_hashes == res.hashes
