@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensimg.errors import WriteError
+from forensimg.errors import UsageError, WriteError
 from forensimg.records import fsync_dir
 
-__all__ = ["Copy", "OutputSet"]
+__all__ = ["Copy", "OutputSet", "copy_bases"]
 
 log = logging.getLogger(__name__)
 
@@ -411,3 +411,15 @@ def _sync_all(targets: list[tuple[int, int]], data_only: bool) -> list[tuple[int
             out.append((i, exc))
     return out
 
+
+def copy_bases(path: Path, mirror_paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """``[path, *mirror_paths]`` as the first-segment paths of the copies, refusing a copy named twice
+    (it would be written over itself)."""
+    bases = [path, *(Path(m) for m in mirror_paths)]
+    seen: set[Path] = set()
+    for b in bases:
+        key = Path(os.path.abspath(b))
+        if key in seen:
+            raise UsageError(f"'{b}' is named twice as a copy of the image", path=b)
+        seen.add(key)
+    return bases

@@ -51,7 +51,7 @@ from forensimg.formats.ewf.header import (
 )
 from forensimg.formats.ewf.naming import segment_path
 from forensimg.image import Range
-from forensimg.outputs import OutputSet
+from forensimg.outputs import OutputSet, copy_bases
 from forensimg.writer import ImageWriter, WriteResult
 
 _isal_zlib: Any
@@ -230,7 +230,7 @@ class EWFWriter(ImageWriter):
         super().__init__(path, **kwargs)
         self._pool: ThreadPoolExecutor | None = None
         try:
-            self._out = OutputSet(_copy_bases(self.path, mirror_paths), _segment_namer, self._check_target,
+            self._out = OutputSet(copy_bases(self.path, mirror_paths), _segment_namer, self._check_target,
                                   lambda: self._pos)
             if chunk_size is not None:
                 # the registry-wide option, in bytes; EWF stores chunks as a sector count
@@ -715,18 +715,6 @@ class EWFWriter(ImageWriter):
 
 def _segment_namer(base: Path, number: int) -> Path:
     return base if number == 1 else segment_path(base, number)
-
-
-def _copy_bases(path: Path, mirror_paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """``[path, *mirror_paths]``, refusing a copy named twice (it would be written over itself)."""
-    bases = [path, *(Path(m) for m in mirror_paths)]
-    seen: set[Path] = set()
-    for b in bases:
-        key = Path(os.path.abspath(b))
-        if key in seen:
-            raise UsageError(f"'{b}' is named twice as a copy of the image", path=b)
-        seen.add(key)
-    return bases
 
 
 def create_writer(path: Path, **options: Any) -> ImageWriter:

@@ -61,7 +61,7 @@ from forensimg.formats.fimg.structs import CHECKPOINT_FIXED, FOOTER, HEADER, RAN
 from forensimg.hashing import MultiHasher
 from forensimg.image import CaseInfo, Range, SourceInfo, merge_ranges
 from forensimg.merkle import level_nodes, root_from_nodes, top_level
-from forensimg.outputs import OutputSet
+from forensimg.outputs import OutputSet, copy_bases
 from forensimg.records import fsync_dir
 from forensimg.streams import SegmentSet
 from forensimg.writer import ImageWriter, WriteResult
@@ -143,7 +143,7 @@ class FimgWriter(ImageWriter):
         super().__init__(path, **kwargs)
         # fimg is append-only (spec §5): each segment file is exactly the bytes appended to it, so its
         # SHA-256 is computed while writing (``details["segment_sha256"]``) instead of re-reading it
-        self._out = OutputSet(_copy_bases(self.path, mirror_paths), segment_name, self._check_target,
+        self._out = OutputSet(copy_bases(self.path, mirror_paths), segment_name, self._check_target,
                               lambda: self._pos, hash_segments=True)
         check_chunk_size(chunk_size)
         if self.sector_size < 256 or self.sector_size > chunk_size:
@@ -621,18 +621,6 @@ class FimgWriter(ImageWriter):
             st.hasher.close()
         if st.needs_checkpoint:
             self._checkpoint()
-
-
-def _copy_bases(path: Path, mirror_paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """``[path, *mirror_paths]``, refusing a copy named twice (it would be written over itself)."""
-    bases = [path, *(Path(m) for m in mirror_paths)]
-    seen: set[Path] = set()
-    for b in bases:
-        key = Path(os.path.abspath(b))
-        if key in seen:
-            raise UsageError(f"'{b}' is named twice as a copy of the image", path=b)
-        seen.add(key)
-    return bases
 
 
 class _ResumeState:
