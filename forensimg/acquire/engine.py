@@ -31,7 +31,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -503,18 +503,7 @@ def acquire(
             pre = _Reader(source, offset, 0, start, block_size, ss, retries)
             readers.append(pre)
             pre.start()
-            while True:
-                if stop is not None and stop.is_set():
-                    raise KeyboardInterrupt
-                try:
-                    item = pre.q.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                pos, data, bad = item
+            for pos, data, bad in _blocks(pre, stop):
                 hasher.update(data)
                 for r in bad:
                     res.unreadable.append(r)
@@ -526,20 +515,11 @@ def acquire(
         readers.append(rd)
         rd.start()
         done = start
-        while True:
-            if stop is not None and stop.is_set():
-                raise KeyboardInterrupt
-            try:
-                item = rd.q.get(timeout=0.5)
-            except queue.Empty:
-                # a slow read or a block being split into sectors: keep the progress (and Ctrl-C) alive
-                report(done, "rescue" if rd.rescuing else "acquire", start)
-                continue
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            pos, data, bad = item
+
+        def idle() -> None:  # a slow read or a block being split into sectors: keep the progress alive
+            report(done, "rescue" if rd.rescuing else "acquire", start)
+
+        for pos, data, bad in _blocks(rd, stop, idle):
             hasher.update(data)
             for t in list(live):
                 try:
@@ -628,6 +608,29 @@ def _padding(writer: ImageWriter, size: int) -> int:
     if not writer.requires_whole_sectors or size % writer.sector_size == 0:
         return 0
     return writer.sector_size - size % writer.sector_size
+
+
+def _blocks(
+    reader: _Reader, stop: threading.Event | None, on_idle: Callable[[], None] | None = None
+) -> Iterator[tuple[int, bytes, list[UnreadableRange]]]:
+    """The blocks a reader thread hands over, in order: ``(offset, data, unreadable ranges)``.
+
+    Raises KeyboardInterrupt when ``stop`` is set, and the reader's own error when it failed.
+    """
+    while True:
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
+        try:
+            item = reader.q.get(timeout=0.5)
+        except queue.Empty:
+            if on_idle is not None:
+                on_idle()
+            continue
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def _fail(t: TargetOutcome, exc: BaseException, pos: int) -> None:
