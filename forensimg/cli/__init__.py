@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from forensimg._version import __version__
-from forensimg.cli._common import Ctx
+from forensimg.cli._common import FILE_PATH, Ctx
 from forensimg.errors import Error
 
 __all__ = ["LAZY_COMMANDS", "cli", "main"]
@@ -81,7 +81,7 @@ class LazyGroup(click.Group):
 @click.option("--examiner", default="", help="Examiner name for custody records (env FORENSIMG_EXAMINER).")
 @click.option(
     "--custody-log",
-    type=click.Path(dir_okay=False),
+    type=FILE_PATH,
     default=None,
     help="Custody log to append to (default: IMAGE.custody.jsonl beside the image).",
 )

@@ -11,7 +11,12 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["Ctx", "emit_json", "json_option", "pass_ctx", "record_custody"]
+__all__ = ["FILE_PATH", "PATH", "Ctx", "emit_json", "json_option", "pass_ctx", "record_custody"]
+
+# Paths are not checked for readability by click: an unreadable input is forensimg's own one-line error
+# with exit 3 (docs/cli.md), not a click usage error (exit 2).
+PATH = click.Path(readable=False)
+FILE_PATH = click.Path(dir_okay=False, readable=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

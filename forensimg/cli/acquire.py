@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import click
 
-from forensimg.cli._common import Ctx, emit_json, json_option, pass_ctx, record_custody
+from forensimg.cli._common import FILE_PATH, Ctx, emit_json, json_option, pass_ctx, record_custody
 from forensimg.errors import UsageError, WriteBlockError, WriteError
 
 __all__ = ["ProgressPrinter", "cli", "parse_size"]
@@ -158,7 +158,7 @@ def writer_options(
 
 @click.command("acquire")
 @click.argument("source", type=str)
-@click.argument("target", type=click.Path(dir_okay=False))
+@click.argument("target", type=FILE_PATH)
 @click.option(
     "--format", "fmt", default=None, help="Output format: ewf (E01), fimg, raw, split (default: from TARGET)."
 )
@@ -190,7 +190,7 @@ def writer_options(
 @click.option("--no-kernel-ro", is_flag=True, help="Do not set the kernel read-only flag (recorded as a warning).")
 @click.option("--restore-rw", is_flag=True, help="Clear the kernel read-only flag again after acquisition.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-@click.option("--mirror", "mirrors", multiple=True, type=click.Path(dir_okay=False), metavar="SECOND_TARGET",
+@click.option("--mirror", "mirrors", multiple=True, type=FILE_PATH, metavar="SECOND_TARGET",
               help="Also write the image to SECOND_TARGET (repeatable; any format, from its extension). The "
               "source is read and hashed once; a copy that fails (disk full) is recorded and the others go on.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from forensimg.cli._common import Ctx, emit_json, json_option, pass_ctx, record_custody
+from forensimg.cli._common import PATH, Ctx, emit_json, json_option, pass_ctx, record_custody
 from forensimg.errors import FormatError
 from forensimg.registry import open as open_image
 
@@ -43,7 +43,7 @@ def _t(t: datetime | None) -> str:
 
 
 @click.command("partitions")
-@click.argument("image", type=click.Path())
+@click.argument("image", type=PATH)
 @click.option("--format", "fmt", default=None, help="Force the image format instead of detecting it.")
 @json_option
 def partitions_cli(image: str, fmt: str | None, as_json: bool) -> int:
@@ -90,7 +90,7 @@ def partitions_cli(image: str, fmt: str | None, as_json: bool) -> int:
 
 
 @click.command("ls")
-@click.argument("image", type=click.Path())
+@click.argument("image", type=PATH)
 @click.argument("path", default="/")
 @_where_options
 @click.option("--recursive", "-r", is_flag=True, help="Descend into folders (fls -r).")
@@ -134,7 +134,7 @@ def ls_cli(
 
 
 @click.command("cat")
-@click.argument("image", type=click.Path())
+@click.argument("image", type=PATH)
 @click.argument("path", required=False)
 @_where_options
 @click.option("--inode", type=click.IntRange(min=0), default=None, help="Read by inode (like icat) instead of PATH.")
@@ -175,9 +175,9 @@ def cat_cli(
 
 
 @click.command("extract")
-@click.argument("image", type=click.Path())
+@click.argument("image", type=PATH)
 @click.argument("path")
-@click.argument("dest", type=click.Path())
+@click.argument("dest", type=PATH)
 @_where_options
 @click.option("--deleted", "-d", is_flag=True, help="Also extract deleted entries found inside folders.")
 @click.option("--format", "fmt", default=None, help="Force the image format instead of detecting it.")

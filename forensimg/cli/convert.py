@@ -13,14 +13,14 @@ from typing import Any
 
 import click
 
-from forensimg.cli._common import Ctx, emit_json, json_option, pass_ctx, record_custody
+from forensimg.cli._common import FILE_PATH, PATH, Ctx, emit_json, json_option, pass_ctx, record_custody
 
 __all__ = ["cli"]
 
 
 @click.command("convert")
-@click.argument("image", nargs=-1, required=True, type=click.Path())
-@click.argument("target", type=click.Path(dir_okay=False))
+@click.argument("image", nargs=-1, required=True, type=PATH)
+@click.argument("target", type=FILE_PATH)
 @click.option("--format", "fmt", default=None, help="Output format: ewf, fimg, raw, split (default: from TARGET).")
 @click.option("--hash", "hash_opt", default=None,
               help="Hashes to compute and store (default: the input's stored ones plus the output format's).")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from forensimg.cli._common import Ctx, emit_json, json_option, pass_ctx
+from forensimg.cli._common import PATH, Ctx, emit_json, json_option, pass_ctx
 from forensimg.custody import CustodyLog, default_log_path
 from forensimg.errors import ImageNotFoundError
 from forensimg.image import Fault
@@ -47,7 +47,7 @@ def cli() -> None:
 
 
 @cli.command("show")
-@click.argument("image", type=click.Path())
+@click.argument("image", type=PATH)
 @json_option
 @pass_ctx
 def show_cli(ctx: Ctx, image: str, as_json: bool) -> int:
@@ -107,7 +107,7 @@ def show_cli(ctx: Ctx, image: str, as_json: bool) -> int:
 
 
 @cli.command("check")
-@click.argument("image", type=click.Path())
+@click.argument("image", type=PATH)
 @json_option
 @pass_ctx
 def check_cli(ctx: Ctx, image: str, as_json: bool) -> int:

@@ -6,14 +6,14 @@ import hashlib
 
 import click
 
-from forensimg.cli._common import emit_json, json_option
+from forensimg.cli._common import PATH, emit_json, json_option
 from forensimg.hashing import MultiHasher, hash_image, normalize_algorithms
 from forensimg.merkle import DEFAULT_CHUNK_SIZE, MerkleBuilder
 from forensimg.registry import open as open_image
 
 
 @click.command("hash")
-@click.argument("image", nargs=-1, required=True, type=click.Path())
+@click.argument("image", nargs=-1, required=True, type=PATH)
 @click.option(
     "-a", "--algorithm", "algorithms", multiple=True, default=("md5", "sha1", "sha256"), show_default=True,
     help="Hash algorithm (repeat, or give a comma list).",

@@ -6,12 +6,12 @@ import json
 
 import click
 
-from forensimg.cli._common import emit_json, human_size, json_option
+from forensimg.cli._common import PATH, emit_json, human_size, json_option
 from forensimg.registry import open as open_image
 
 
 @click.command("info")
-@click.argument("image", nargs=-1, required=True, type=click.Path())
+@click.argument("image", nargs=-1, required=True, type=PATH)
 @click.option("--format", "fmt", default=None, help="Force the format instead of detecting it.")
 @json_option
 def cli(image: tuple[str, ...], fmt: str | None, as_json: bool) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from forensimg.cli._common import Ctx, emit_json, json_option, pass_ctx, record_custody
+from forensimg.cli._common import FILE_PATH, PATH, Ctx, emit_json, json_option, pass_ctx, record_custody
 from forensimg.errors import MountError
 from forensimg.registry import open as open_image
 
@@ -120,12 +120,12 @@ def _daemonize_and_serve(serve: Any, log_file: str | None) -> int:
 
 
 @click.command("mount")
-@click.argument("image", type=click.Path())
-@click.argument("mountpoint", type=click.Path())
+@click.argument("image", type=PATH)
+@click.argument("mountpoint", type=PATH)
 @click.option("--foreground", "-f", is_flag=True, help="Stay attached and serve until unmounted (Ctrl-C).")
 @click.option("--zero-fill", is_flag=True, help="Read corrupt chunks as zeros (logged; stated in info.json).")
 @click.option("--allow-other", is_flag=True, help="Let other users read the mount (FUSE allow_other).")
-@click.option("--log-file", type=click.Path(dir_okay=False), default=None, help="Where the daemon logs (EIO...).")
+@click.option("--log-file", type=FILE_PATH, default=None, help="Where the daemon logs (EIO...).")
 @click.option(
     "--cache-mb", type=click.IntRange(min=0), default=64, show_default=True, help="Decoded-chunk cache (MiB)."
 )
@@ -222,7 +222,7 @@ def mount_cli(
 
 
 @click.command("umount")
-@click.argument("mountpoint", type=click.Path())
+@click.argument("mountpoint", type=PATH)
 @click.option("--lazy", "-z", is_flag=True, help="Detach now even if files are open (fusermount3 -uz).")
 @json_option
 def umount_cli(mountpoint: str, lazy: bool, as_json: bool) -> int:

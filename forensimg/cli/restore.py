@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from forensimg.cli._common import Ctx, emit_json, json_option, pass_ctx, record_custody
+from forensimg.cli._common import FILE_PATH, PATH, Ctx, emit_json, json_option, pass_ctx, record_custody
 from forensimg.errors import RestoreStoppedError
 from forensimg.records import atomic_write
 from forensimg.registry import open as open_image
@@ -57,14 +57,14 @@ class _Bar:
 
 
 @click.command("restore")
-@click.argument("image", type=click.Path())
-@click.argument("destination", type=click.Path())
+@click.argument("image", type=PATH)
+@click.argument("destination", type=PATH)
 @click.option("--confirm", default=None, metavar="DESTINATION",
               help="Name the destination again to confirm that it may be overwritten (asked for on a terminal).")
 @click.option("--wipe-tail", is_flag=True, help="Zero the destination beyond the media (default: leave, report).")
 @click.option("--zero-fill", is_flag=True,
               help="Write zeros for chunks that fail their check (and list them) instead of stopping.")
-@click.option("--report", "report", type=click.Path(dir_okay=False), default=None,
+@click.option("--report", "report", type=FILE_PATH, default=None,
               help="Report file (default: IMAGE.restore-<UTC time>.txt beside the image).")
 @click.option("--hash", "hashes", default=None, metavar="ALGS",
               help="Hash algorithms for the verification (default: those stored in the image).")

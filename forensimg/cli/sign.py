@@ -7,13 +7,13 @@ import sys
 
 import click
 
-from forensimg.cli._common import Ctx, emit_json, json_option, pass_ctx, record_custody
+from forensimg.cli._common import FILE_PATH, PATH, Ctx, emit_json, json_option, pass_ctx, record_custody
 from forensimg.errors import CustodyError, WriteError
 from forensimg.signing import generate_keypair, key_fingerprint, load_public_key, sign_image
 
 
 @click.command("keygen")
-@click.argument("out_prefix", type=click.Path())
+@click.argument("out_prefix", type=PATH)
 @json_option
 def keygen_cli(out_prefix: str, as_json: bool) -> int:
     """Make an Ed25519 key pair: OUT_PREFIX.key (private, PEM, mode 0600) and OUT_PREFIX.pub (public, PEM).
@@ -32,8 +32,8 @@ def keygen_cli(out_prefix: str, as_json: bool) -> int:
 
 
 @click.command("sign")
-@click.argument("image", nargs=-1, required=True, type=click.Path())
-@click.option("--key", "key", required=True, type=click.Path(dir_okay=False), help="Ed25519 private key (PEM).")
+@click.argument("image", nargs=-1, required=True, type=PATH)
+@click.option("--key", "key", required=True, type=FILE_PATH, help="Ed25519 private key (PEM).")
 @click.option(
     "--passphrase-env", default=None, metavar="VAR", help="Environment variable holding the key's passphrase."
 )

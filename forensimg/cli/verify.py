@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from forensimg.cli._common import Ctx, emit_json, human_size, json_option, pass_ctx, record_custody
+from forensimg.cli._common import FILE_PATH, PATH, Ctx, emit_json, human_size, json_option, pass_ctx, record_custody
 from forensimg.errors import CustodyError, UsageError, WriteError
 from forensimg.verify import VerifyReport, parse_expect, parse_range, verify, worst_exit_code
 
@@ -16,13 +16,13 @@ _LABELS = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256", "sha512": "SHA-51
 
 
 @click.command("verify")
-@click.argument("image", nargs=-1, required=True, type=click.Path())
+@click.argument("image", nargs=-1, required=True, type=PATH)
 @click.option("--expect", "expect", multiple=True, metavar="ALGO:HEX", help="A hash the media must have (repeat).")
 @click.option(
     "--hash-file",
     "hash_files",
     multiple=True,
-    type=click.Path(dir_okay=False),
+    type=FILE_PATH,
     metavar="FILE",
     help="md5sum/sha256sum-style file or dc3dd/FTK log with the media hashes (repeat).",
 )
@@ -34,7 +34,7 @@ _LABELS = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256", "sha512": "SHA-51
     help="Verify only these media bytes (end exclusive; START+LENGTH, hex, k/M/G and s(ectors) suffixes).",
 )
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Threads checking chunks [CPU count].")
-@click.option("--public-key", type=click.Path(dir_okay=False), default=None, help="Also check IMAGE.manifest.sig.")
+@click.option("--public-key", type=FILE_PATH, default=None, help="Also check IMAGE.manifest.sig.")
 @click.option("-a", "--algorithm", "algorithms", multiple=True, help="Also compute this hash (repeat).")
 @click.option("--format", "fmt", default=None, help="Force the format instead of detecting it.")
 @json_option
