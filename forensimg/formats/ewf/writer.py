@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from forensimg.compressibility import looks_incompressible
 from forensimg.errors import UsageError, WriteError
 from forensimg.formats.ewf import structs as S
 from forensimg.formats.ewf.header import (
@@ -130,9 +131,14 @@ _Stored = tuple[memoryview | bytes, bytes | None]
 
 
 def _encode_batch(
-    data: bytes, start: int, stop: int, chunk_size: int, compress: Compressor | None, zero: bytes, zero_stored: bytes
+    data: bytes, start: int, stop: int, chunk_size: int, compress: Compressor | None, zero: bytes, zero_stored: bytes,
+    probe: bool = False,
 ) -> list[_Stored]:
-    """Encode the chunks of ``data[start:stop]`` (runs on a pool thread; zlib/isal release the GIL)."""
+    """Encode the chunks of ``data[start:stop]`` (runs on a pool thread; zlib/isal release the GIL).
+
+    ``probe``: store a chunk raw without deflating it when a sample of it does not compress
+    (:mod:`forensimg.compressibility`; ``fast`` only: ``best`` deflates every chunk).
+    """
     out: list[_Stored] = []
     mv = memoryview(data)
     adler = _adler32
@@ -145,7 +151,7 @@ def _encode_batch(
             out.append((zero_stored, None))
             continue
         view = mv[o:e]
-        if compress is not None:
+        if compress is not None and not (probe and looks_incompressible(view)):
             c = compress(view)
             if len(c) < n:  # strictly smaller, else raw + checksum (pitfall 8)
                 out.append((c, None))
@@ -536,7 +542,8 @@ class EWFWriter(ImageWriter):
         for s in range(start, stop, step):
             e = min(s + step, stop)
             fut = self._pool.submit(
-                _encode_batch, data, s, e, self.chunk_size, self._compress, self._zero, self._zero_stored
+                _encode_batch, data, s, e, self.chunk_size, self._compress, self._zero, self._zero_stored,
+                self.compression == "fast",
             )
             self._inflight.append(fut)
             while self._inflight and (len(self._inflight) > self._max_inflight or self._inflight[0].done()):

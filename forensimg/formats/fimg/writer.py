@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import zstandard
 
 from forensimg._version import __version__
+from forensimg.compressibility import looks_incompressible
 from forensimg.errors import ChecksumError, FormatError, UsageError, WriteError
 from forensimg.formats.fimg.layout import (
     DEFAULT_CHECKPOINT_INTERVAL,
@@ -70,6 +71,8 @@ __all__ = ["FimgWriter", "resume_writer"]
 
 _BIG = sys.byteorder == "big"
 _ZLIB_DEFAULT_LEVEL = 1
+_FLUSH_BYTES = 4 << 20  # queued output written with one writev
+_IOV_MAX = 1000  # below Linux IOV_MAX (1024); one append adds at most two entries
 _ZSTD_DEFAULT_LEVEL = 1
 _RESUME_OPTIONS = {
     "sync", "workers", "checkpoint_interval", "compression", "compression_level", "custody_event", "compute_hashes",
@@ -163,7 +166,9 @@ class FimgWriter(ImageWriter):
                 )
         self.segment_size = segment_size
         self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
-        self._batch_chunks = max(1, min(16, (256 << 10) // chunk_size))
+        # a job encodes about 1 MiB of chunks: fewer hand-offs between threads (each costs a wake-up),
+        # while ``_window`` jobs in flight keep every worker busy during a slow write
+        self._batch_chunks = max(1, min(32, (1 << 20) // chunk_size))
         self._window = self.workers + 1
         if sync not in ("background", "strict"):
             raise UsageError(f"sync must be 'background' or 'strict', not {sync!r}")
@@ -172,8 +177,10 @@ class FimgWriter(ImageWriter):
         self._sync_future: Future[list[tuple[int, OSError]]] | None = None
         self._tls = threading.local()
         self._pool: ThreadPoolExecutor | None = None
-        self._inflight: deque[Future[list[tuple[bytes, bytes | None, bytes, int]]]] = deque()
-        self._batch: list[bytes] = []
+        self._inflight: deque[Future[list[tuple[bytes, Any, bytes, int]]]] = deque()
+        # chunks waiting for a job: ranges ``(block, start, stop)`` of immutable source blocks (no copy)
+        self._batch: list[tuple[bytes, int, int]] = []
+        self._batch_count = 0
         self._buf = bytearray()
         self._iov: list[bytes] = []
         self._iov_len = 0
@@ -265,8 +272,8 @@ class FimgWriter(ImageWriter):
             self._iov_marks.append((self._iov_len, media))
         if is_record:
             self._seg_records += 1
-        if len(self._iov) >= 64:
-            self._flush()
+        if self._iov_len >= _FLUSH_BYTES or len(self._iov) >= _IOV_MAX:
+            self._flush()  # one writev (and one segment-hash job) per few MiB
         return off
 
     def _flush(self) -> None:
@@ -350,42 +357,70 @@ class FimgWriter(ImageWriter):
             self._tls.c = c
         return c
 
-    def _encode(self, first: int, chunks: list[bytes]) -> list[tuple[bytes, bytes | None, bytes, int]]:
-        out: list[tuple[bytes, bytes | None, bytes, int]] = []
+    def _encode(self, first: int, ranges: list[tuple[bytes, int, int]]) -> list[tuple[bytes, Any, bytes, int]]:
+        """Hash and compress the chunks of ``ranges`` (runs on a pool thread; hashlib, zstandard and ISA-L
+        release the GIL). Chunks are memoryviews of the immutable blocks: nothing is copied."""
+        out: list[tuple[bytes, Any, bytes, int]] = []
         method = self._method
-        for k, chunk in enumerate(chunks):
-            n = len(chunk)
-            if chunk == zeros(n):
-                digest = zero_digest(n)
-                head = pack_record(T_CHUNK, first + k, 0, digest, flags=FLAG_ZERO, decoded_length=n)
-                out.append((head, None, digest, n))
-                continue
-            digest = hashlib.sha256(chunk).digest()
-            payload = chunk
-            flags = 0
-            used = M_NONE
-            if method == M_ZSTD:
-                packed = self._compressor().compress(chunk)
-            elif method == M_ZLIB:
-                packed = ZLIB.compress(chunk, self.compression_level)
-            else:
-                packed = None
-            if packed is not None and len(packed) < n:
-                payload, flags, used = packed, FLAG_COMPRESSED, method
-            head = pack_record(T_CHUNK, first + k, len(payload), digest, flags=flags, method=used, decoded_length=n)
-            out.append((head, payload, digest, n))
+        cs = self.chunk_size
+        zero = zeros(cs)
+        sha256 = hashlib.sha256
+        level = self.compression_level
+        compress = self._compressor().compress if method == M_ZSTD else None
+        k = first
+        for block, start, stop in ranges:
+            mv = memoryview(block)
+            for o in range(start, stop, cs):
+                e = o + cs if o + cs <= stop else stop
+                n = e - o
+                # bytes.startswith compares in place (memcmp), a memoryview compare would go byte by byte
+                if block.startswith(zero if n == cs else zeros(n), o):
+                    digest = zero_digest(n)
+                    head = pack_record(T_CHUNK, k, 0, digest, flags=FLAG_ZERO, decoded_length=n)
+                    out.append((head, None, digest, n))
+                    k += 1
+                    continue
+                chunk = mv[o:e]
+                digest = sha256(chunk).digest()
+                payload: Any = chunk
+                flags = 0
+                used = M_NONE
+                if method == M_NONE or looks_incompressible(chunk):
+                    packed = None  # random or already compressed data: stored as it is
+                elif compress is not None:
+                    packed = compress(chunk)
+                else:
+                    packed = ZLIB.compress(chunk, level)
+                if packed is not None and len(packed) < n:
+                    payload, flags, used = packed, FLAG_COMPRESSED, method
+                head = pack_record(T_CHUNK, k, len(payload), digest, flags=flags, method=used, decoded_length=n)
+                out.append((head, payload, digest, n))
+                k += 1
         return out
 
     def _submit(self) -> None:
         batch, self._batch = self._batch, []
+        count, self._batch_count = self._batch_count, 0
         if not batch:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="forensimg-fimg")
         self._inflight.append(self._pool.submit(self._encode, self._next_index, batch))
-        self._next_index += len(batch)
+        self._next_index += count
         while len(self._inflight) > self._window or (self._inflight and self._inflight[0].done()):
             self._drain_one()
+
+    def _add(self, block: bytes, start: int, stop: int) -> None:
+        """Queue the chunks of ``block[start:stop]`` (whole chunks, except a last short one at close)."""
+        cs = self.chunk_size
+        while start < stop:
+            room = (self._batch_chunks - self._batch_count) * cs
+            e = min(stop, start + room)
+            self._batch.append((block, start, e))
+            self._batch_count += -(-(e - start) // cs)
+            start = e
+            if self._batch_count >= self._batch_chunks:
+                self._submit()
 
     def _drain_one(self) -> None:
         for head, payload, digest, n in self._inflight.popleft().result():
@@ -414,24 +449,20 @@ class FimgWriter(ImageWriter):
         if not self._out.is_open:
             raise ValueError("the fimg writer has no open segment")
         cs = self.chunk_size
-        view = memoryview(data)
+        start = 0
         if self._buf:
             take = cs - len(self._buf)
-            self._buf += view[:take]
-            view = view[take:]
+            self._buf += data[:take]
+            start = min(take, len(data))
             if len(self._buf) < cs:
                 return
-            self._batch.append(bytes(self._buf))
+            self._add(bytes(self._buf), 0, cs)
             self._buf = bytearray()
-            if len(self._batch) >= self._batch_chunks:
-                self._submit()
-        full = len(view) // cs * cs
-        for o in range(0, full, cs):
-            self._batch.append(data[len(data) - len(view) + o : len(data) - len(view) + o + cs])
-            if len(self._batch) >= self._batch_chunks:
-                self._submit()
-        if full < len(view):
-            self._buf += view[full:]
+        full = start + (len(data) - start) // cs * cs
+        if full > start:
+            self._add(data, start, full)  # the chunks stay in ``data`` (immutable bytes): no copy
+        if full < len(data):
+            self._buf += data[full:]
 
     # -- metadata (spec §5.3) ---------------------------------------------------------------------
 
@@ -475,7 +506,7 @@ class FimgWriter(ImageWriter):
 
     def _finalize(self, hashes: Mapping[str, str], unreadable: tuple[Range, ...]) -> WriteResult:
         if self._buf:
-            self._batch.append(bytes(self._buf))
+            self._add(bytes(self._buf), 0, len(self._buf))
             self._buf = bytearray()
         self._submit()
         self._drain()

@@ -25,7 +25,7 @@ from tests.helpers import ROOT
 
 CHUNK = 4096
 # not a whole number of chunks; room for 24 kills even when each run overshoots its kill point by the
-# writer's pipeline (<= 64 chunks) plus a checkpoint
+# writer's pipeline (<= 128 chunks) plus a checkpoint
 SIZE = 16 * 1024 * 1024 + 1234
 BAD = Range(409_600, 413_696)  # recorded as unreadable (the data there is zeros)
 OPTS = {"chunk_size": CHUNK, "checkpoint_interval": 8, "segment_size": 300_000, "hashes": ("md5", "sha256"),
