@@ -1,6 +1,6 @@
 """Mirrored output files: one encoded byte stream written to several copies of an image.
 
-A writer that mirrors (``mirror_paths=[...]`` on the E01 and fimg writers) encodes each chunk once and
+A writer that mirrors (``mirror_paths=[...]`` on the E01, fimg and raw writers) encodes each chunk once and
 hands the bytes to an :class:`OutputSet`, which applies every file operation (create a segment, write,
 patch in place, sync, close) to every copy that is still alive. A copy whose operation fails (a disk
 filling up, an I/O error, a removed disk) is dropped: the exact segment file, file offset and error are
@@ -94,13 +94,18 @@ class OutputSet:
         position: the writer's media position (recorded when a copy fails).
         hash_segments: compute the SHA-256 of each segment file from the bytes appended to it (for an
             append-only format: only :meth:`writev` after :meth:`open_segment`); see :attr:`segment_sha256`.
+        media_bytes: the bytes appended are the media themselves (raw): a copy counts every byte that
+            reached it (:attr:`Copy.media` to the byte, even inside a write that failed part-way) and
+            ``marks`` are not needed.
     """
 
     def __init__(self, bases: Sequence[Path], namer: Namer, check: Callable[[Path], None] | None = None,
-                 position: Callable[[], int] | None = None, *, hash_segments: bool = False) -> None:
+                 position: Callable[[], int] | None = None, *, hash_segments: bool = False,
+                 media_bytes: bool = False) -> None:
         if not bases:
             raise ValueError("an output set needs at least one copy")
         self.copies = [Copy(Path(b)) for b in bases]
+        self._media_bytes = media_bytes
         self._namer = namer
         self._check = check
         self._position = position
@@ -263,7 +268,7 @@ class OutputSet:
         for c, (done, err) in zip(live, results, strict=True):
             if err is not None:
                 exc = err
-                c.media += sum(m for end, m in marks if end <= done)
+                c.media += done if self._media_bytes else sum(m for end, m in marks if end <= done)
                 p = c.paths[-1]
                 off = c.pos + done
                 c.pos = off
@@ -271,7 +276,7 @@ class OutputSet:
                                          errno_=exc.errno), p, off)
                 continue
             c.pos += total
-            c.media += sum(m for _, m in marks)
+            c.media += total if self._media_bytes else sum(m for _, m in marks)
         self._raise_if_all_failed()
 
     def pwrite(self, data: Buffer, offset: int, segment: int | None = None) -> None:
@@ -352,6 +357,21 @@ class OutputSet:
             if c.error is None:
                 p = c.paths[-1]
                 self._drop(c, WriteError(f"cannot sync '{p}': {exc.strerror}", path=p, errno_=exc.errno), p, None)
+        self._raise_if_all_failed()
+
+    def each_live(self, op: Callable[[Copy], None]) -> None:
+        """Apply ``op`` to every live copy (e.g. rename its files, write its sidecars at close); a copy for
+        which it raises :class:`~forensimg.errors.WriteError` is dropped with that error (its ``path`` and
+        ``offset``), the others go on.
+
+        Raises:
+            WriteError: every copy has failed.
+        """
+        for c in self.live:
+            try:
+                op(c)
+            except WriteError as exc:
+                self._drop(c, exc, Path(exc.path) if exc.path is not None else None, exc.offset)
         self._raise_if_all_failed()
 
     def fsync_dirs(self) -> None:

@@ -133,6 +133,8 @@ class TargetOutcome:
         error: why it failed (``None`` if it did not).
         failed_at: exact media offset where it stopped (the target holds ``[0, failed_at)``).
         block_at: media offset of the read block whose write failed (``failed_at`` lies inside it).
+        written: media bytes this target holds when that differs from its writer's position: a failed
+            target's ``failed_at``, also for one copy of a mirroring writer that went on without it.
         state: ``finished``, ``failed``, ``aborted`` (interrupted) or ``open``.
         stored_hashes: the whole-media hashes given to this writer: those of the media as it stores
             it (the exact media, or the media zero-padded to a whole sector for E01).
@@ -147,6 +149,7 @@ class TargetOutcome:
     errno: int | None = None
     stored_hashes: dict[str, str] | None = None
     block_at: int | None = None
+    written: int | None = None
 
     @property
     def padded_bytes(self) -> int:
@@ -163,7 +166,7 @@ class TargetOutcome:
             "error": self.error,
             "failed_at": self.failed_at,
             "failed_block_at": self.block_at,
-            "written": self.writer.position,
+            "written": self.writer.position if self.written is None else self.written,
             "padded": bool(r and r.padded_bytes),
             "padded_bytes": r.padded_bytes if r else 0,
             "stored_size": r.size if r else None,
@@ -653,6 +656,7 @@ def _fail(t: TargetOutcome, exc: BaseException, pos: int) -> None:
     except Exception:  # a writer broken beyond telling
         stored = pos
     t.failed_at = stored
+    t.written = stored
     t.block_at = pos
     log.warning("target %s failed at media offset %d (block at %d): %s", t.path, stored, pos, exc)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from forensimg.errors import FormatError, MissingSegmentError, UsageError, WriteError
-from forensimg.hashing import MultiHasher
 from forensimg.image import Image, ImageInfo, Range
+from forensimg.outputs import Copy, OutputSet, copy_bases
 from forensimg.records import atomic_write, fsync_dir
 from forensimg.streams import SegmentSet, check_input_file
 from forensimg.writer import ImageWriter, WriteResult
@@ -203,60 +203,52 @@ class RawWriter(ImageWriter):
         path: output path (first member of a split set: ``disk.001``, ``disk.000``, ``disk.aa``, or any
             name, which then gets ``.001`` … appended).
         segment_size: maximum bytes per member; ``None`` for one file.
+        mirror_paths: paths of further identical copies (see :mod:`forensimg.outputs`), each with its own
+            ``.partial`` files, member names derived from its own path, and sidecars. The same bytes go to
+            every copy; a copy that fails (disk full, I/O error) is dropped with its file and offset and the
+            others go on; the writer raises only when every copy failed. Per-copy results are in
+            ``WriteResult.details["copies"]`` (a dropped copy's ``media_stored`` is, to the byte, the media
+            its files hold).
         **kwargs: see :class:`~forensimg.writer.ImageWriter`.
     """
 
     format: ClassVar[str] = "raw"
 
-    def __init__(self, path: str | os.PathLike[str], *, segment_size: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, segment_size: int | None = None,
+                 mirror_paths: Sequence[str | os.PathLike[str]] = (), **kwargs: Any) -> None:
         super().__init__(path, **kwargs)
         if segment_size is not None and segment_size < self.sector_size:
             raise UsageError(f"segment size {segment_size} is smaller than a sector ({self.sector_size})")
         self.segment_size = segment_size
         if segment_size is not None:
             self.format = "split"  # type: ignore[misc]
-        self._paths: list[Path] = []
-        self._fd: int | None = None
+        # every copy gets the same bytes; the SHA-256 of each member file is computed once, from the
+        # exact bytes written (on a helper thread), so the acquisition report need not read the files back:
+        # ``WriteResult.details["segment_sha256"]`` (for every live copy)
+        self._out = OutputSet(copy_bases(self.path, mirror_paths), self._partial_name, self._check_partial,
+                              lambda: self._pos, hash_segments=True, media_bytes=True)
+        self._segments = 0
         self._seg_written = 0
-        self._stored = 0
-        # SHA-256 of each segment file, computed from the exact bytes written (on its own thread), so the
-        # acquisition report need not read the files back: ``WriteResult.details["segment_sha256"]``.
-        self._seg_hasher: MultiHasher | None = None
-        self._segment_sha256: dict[str, str] = {}
+        self._out.check_new(1)  # refuse before creating any copy
         self._open_next()
 
-    def _final_path(self, index: int) -> Path:
-        if self.segment_size is None:
-            return self.path
-        return split_name(self.path, index)
+    def _final_name(self, base: Path, number: int) -> Path:
+        return base if self.segment_size is None else split_name(base, number - 1)
+
+    def _partial_name(self, base: Path, number: int) -> Path:
+        final = self._final_name(base, number)
+        return final.with_name(final.name + ".partial")
+
+    def _check_partial(self, partial: Path) -> None:
+        self._check_target(partial.with_name(partial.name.removesuffix(".partial")))
 
     def _open_next(self) -> None:
-        if self._fd is not None:
-            self._sync_close()
-        final = self._final_path(len(self._paths))
-        self._check_target(final)
-        partial = final.with_name(final.name + ".partial")
-        try:
-            self._fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise WriteError(f"cannot create '{partial}': {exc.strerror}", path=partial, errno_=exc.errno) from None
-        self._paths.append(final)
+        if self._out.is_open:
+            self._out.fsync()
+            self._out.close_segment()
+        self._out.open_segment(self._segments + 1)
+        self._segments += 1
         self._seg_written = 0
-        self._seg_hasher = MultiHasher(("sha256",))
-
-    def _sync_close(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        if self._seg_hasher is not None:
-            self._segment_sha256[str(self._paths[-1])] = self._seg_hasher.hexdigests()["sha256"]
-            self._seg_hasher = None
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            raise WriteError(f"cannot sync '{self._paths[-1]}': {exc.strerror}", path=self._paths[-1]) from None
-        finally:
-            os.close(fd)
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -265,55 +257,65 @@ class RawWriter(ImageWriter):
                 self._open_next()
             room = len(view) if self.segment_size is None else self.segment_size - self._seg_written
             piece = view[:room]
-            assert self._fd is not None and self._seg_hasher is not None
-            # the whole block as it is (no copy) in the common case; a copy only at a segment boundary
-            self._seg_hasher.update(data if len(piece) == len(data) else bytes(piece))
-            try:
-                while piece:
-                    n = os.write(self._fd, piece)
-                    piece = piece[n:]
-                    self._seg_written += n
-                    self._stored += n
-                    view = view[n:]
-            except OSError as exc:
-                p = self._paths[-1]
-                raise WriteError(
-                    f"cannot write '{p}.partial': {exc.strerror}", path=p, offset=self._seg_written, errno_=exc.errno
-                ) from None
+            # the block as it is (no copy) in the common case; a view of it at a member boundary
+            self._out.writev([data if len(piece) == len(data) else piece], len(piece))
+            self._seg_written += len(piece)
+            view = view[len(piece):]
 
     @property
     def media_stored(self) -> int:
-        """Media bytes the OS accepted (a short write before ENOSPC counts to the byte)."""
-        return self._stored
+        """Media bytes the OS accepted in the first copy (a short write before ENOSPC counts to the byte)."""
+        return self._out.copies[0].media
+
+    @property
+    def copies(self) -> list[dict[str, Any]]:
+        """Every copy (the first is ``path``): paths, whether it is still complete, failure offset and error."""
+        return self._out.details()
 
     def _finalize(self, hashes: Mapping[str, str], unreadable: tuple[Range, ...]) -> WriteResult:
-        self._sync_close()
-        for p in self._paths:
-            os.replace(p.with_name(p.name + ".partial"), p)
-        fsync_dir(self._paths[0].parent)
-        first = self._paths[0]
-        for alg, hexd in hashes.items():
-            atomic_write(first.with_name(first.name + "." + alg), f"{hexd}  {first.name}\n".encode())
+        self._out.fsync()
+        self._out.close_segment()
+        partial_sha = {str(p): h for p, h in self._out.segment_sha256.items()}
+        segment_sha256: dict[str, str] = {}
+
+        def finish(c: Copy) -> None:
+            # this copy's sidecars (naming its final first member), then its members renamed from
+            # ``.partial``: a copy that fails here is dropped and keeps a ``.partial`` name
+            first = c.paths[0].with_name(c.paths[0].name.removesuffix(".partial"))
+            for alg, hexd in hashes.items():
+                atomic_write(first.with_name(first.name + "." + alg), f"{hexd}  {first.name}\n".encode())
+            shas: dict[str, str] = {}
+            for i, p in enumerate(list(c.paths)):
+                f = p.with_name(p.name.removesuffix(".partial"))
+                try:
+                    os.replace(p, f)
+                except OSError as exc:
+                    raise WriteError(f"cannot rename '{p}' to '{f.name}': {exc.strerror}", path=p,
+                                     errno_=exc.errno) from None
+                c.paths[i] = f
+                if str(p) in partial_sha:
+                    shas[str(f)] = partial_sha[str(p)]
+            fsync_dir(first.parent)
+            segment_sha256.update(shas)
+
+        self._out.each_live(finish)
         return WriteResult(
             format=self.format,
-            paths=tuple(self._paths),
+            paths=tuple(self._out.primary.paths),
             size=self.position,
             hashes=dict(hashes),
             unreadable=unreadable,
-            details={"segment_sha256": dict(self._segment_sha256)},
+            details={"copies": self._out.details(), "segment_sha256": segment_sha256},
         )
 
     def _abort(self) -> None:
-        if self._seg_hasher is not None:
-            self._seg_hasher.close()
-            self._seg_hasher = None
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            os.close(fd)
+        try:
+            if self._out.is_open:
+                self._out.fsync()
+        except WriteError:
+            pass
+        finally:
+            self._out.close_segment()
 
 
 def create_writer(path: Path, **options: Any) -> ImageWriter:

@@ -137,8 +137,11 @@ def test_disk_full_is_a_write_error(tmp_path):
     from forensimg.formats.raw import RawWriter
 
     w = RawWriter(tmp_path / "f.raw")
-    os.close(w._fd)  # point the writer at /dev/full to get a real ENOSPC
-    w._fd = os.open("/dev/full", os.O_WRONLY)
+    c = w._out.copies[0]
+    assert c.fd is not None
+    os.close(c.fd)  # point the writer's (only) copy at /dev/full to get a real ENOSPC
+    c.fd = os.open("/dev/full", os.O_WRONLY)
     with pytest.raises(WriteError, match="No space"):
         w.write(b"z" * 4096)
+    assert w.media_stored == 0
     w.abort()

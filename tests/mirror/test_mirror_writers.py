@@ -1,16 +1,14 @@
 """Mirrored E01 and fimg writers (``mirror_paths=``): encoded once, the same bytes in every copy.
 
-The copy that fails lives on a small tmpfs mounted here (root): it fills up part-way, the writer drops it
-with the exact file offset and goes on; the failed fimg copy is a byte prefix of the good one and resumes
-on its own.
+The copy that fails lives on a small tmpfs (root; ``small_disk`` in conftest.py): it fills up part-way,
+the writer drops it with the exact file offset and goes on; the failed fimg copy is a byte prefix of the
+good one and resumes on its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,18 +32,6 @@ def _data(size: int) -> bytes:
 def _write(w: object, data: bytes, step: int = 1 << 20) -> None:
     for i in range(0, len(data), step):
         w.write(data[i : i + step])  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 3 MiB tmpfs (its own file system: a write past it fails with ENOSPC); unmounted afterwards."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    run("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False, capture_output=True)
 
 
 def test_fimg_mirror_identical_bytes_per_segment(tmp_path):
