@@ -40,7 +40,9 @@ def segment_hashes(paths: Sequence[Path], known: Mapping[str, str] | None = None
     """Size and SHA-256 of every segment file (for the report).
 
     ``known``: SHA-256 per path that the writer computed from the exact bytes it appended to the file
-    (fimg's ``WriteResult.details["segment_sha256"]``); those files are not read again. Any other file
+    or read back once the file was final (``WriteResult.details["segment_sha256"]`` of every writer:
+    fimg and raw hash what they append, E01 reads its files while they are synced); those files are not
+    read again. Any other file
     is read and hashed.
     """
     out = []

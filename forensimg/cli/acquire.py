@@ -416,8 +416,8 @@ def cli(ctx: Ctx, source: str, target: str, fmt: str | None, case_number: str, e
         if err is not None:  # the acquisition finished; what followed (--verify) was stopped or failed
             rep.notes.append("verification not completed: "
                              + ("interrupted (Ctrl-C)" if isinstance(err, KeyboardInterrupt) else str(err)))
-        # segment SHA-256s: fimg's writer computed them from the bytes it appended (it vouches for them in
-        # details["segment_sha256"]); any other file (E01 patches sections in place at close) is read
+        # segment SHA-256s: every writer lists them in details["segment_sha256"] (fimg and raw from the
+        # bytes they appended, E01 read back while its files were synced); any file missing there is read
         # again, every copy at once (hashlib releases the GIL)
         finished = [(str(t.path), list(t.result.paths), dict(t.result.details.get("segment_sha256") or {}))
                     for t in res.targets if t.result is not None]

@@ -4,7 +4,7 @@ The acquisition report lists the SHA-256 of every segment file of every copy. Fo
 them from the bytes it appends (``WriteResult.details["segment_sha256"]``) and the CLI uses those instead
 of reading the output again; these tests hash the files on disk and compare, for one segment, several
 segments, a mirrored pair, a resumed image (whose reopened segment the writer does not vouch for) and E01
-(whose files are read again: its writer patches sections in place at close).
+(whose writer patches sections in place at close, then reads its final files back while they are synced).
 """
 
 from __future__ import annotations
@@ -115,5 +115,21 @@ def test_acquire_e01_report_reads_the_files(tmp_path: Path, capsys: pytest.Captu
     out = tmp_path / "ev.E01"
     assert main(["--no-custody", "acquire", str(src), str(out), "--json", "-q"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert "segment_sha256" not in d["targets"][0]["result"]["details"]  # E01 does not vouch: re-read
+    # E01 patches sections in place at close: its writer reads the final files back while they are synced
+    assert d["targets"][0]["result"]["details"]["segment_sha256"] == {str(out): _sha(out)}
     _check_report(out, [out], 1)
+
+
+def test_e01_writer_segment_sha256_of_mirrored_segments(tmp_path: Path) -> None:
+    from forensimg.formats.ewf import create_writer as create_e01
+
+    a, b = tmp_path / "a" / "ev.E01", tmp_path / "b" / "copy.E01"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    w = create_e01(a, segment_size=1 << 20, mirror_paths=[b])
+    w.write(_data(6 << 20, seed=11))
+    res = w.close()
+    got = res.details["segment_sha256"]
+    files = sorted(a.parent.iterdir()) + sorted(b.parent.iterdir())
+    assert len(files) >= 6  # several segments in each copy
+    assert got == {str(p): _sha(p) for p in files}

@@ -51,6 +51,7 @@ from forensimg.formats.ewf.header import (
     header_values,
 )
 from forensimg.formats.ewf.naming import segment_path
+from forensimg.hashing import hash_file
 from forensimg.image import Range
 from forensimg.outputs import OutputSet, copy_bases
 from forensimg.writer import ImageWriter, WriteResult
@@ -101,6 +102,7 @@ _FLAG_PHYSICAL = 0x02
 
 _BATCH_BYTES = 1 << 20  # media bytes per compression job
 _FLUSH_BYTES = 8 << 20  # buffered output written with one writev
+_SYNC_BYTES = 64 << 20  # written bytes between background syncs (with fsync)
 _IOV_MAX = 1000  # below Linux IOV_MAX (1024): up to two entries are added per check
 
 _le_u32 = struct.Struct("<I")
@@ -290,6 +292,11 @@ class EWFWriter(ImageWriter):
         self.set_uuid = uuid.uuid4()
         self.set_identifier = self.set_uuid.bytes_le
         self._fsync = fsync
+        # with fsync: what was written is synced by a helper thread every _SYNC_BYTES while writing goes
+        # on (at most one sync in flight), so the sync at close has little left to do
+        self._syncer: ThreadPoolExecutor | None = None
+        self._sync_future: Future[list[tuple[int, OSError]]] | None = None
+        self._unsynced = 0
         self._compress, self._compressor_label = _compressor(compression)
         # every all-zero full chunk is stored as this one stream (ewf-notes pitfall 11)
         self._zero = bytes(self.chunk_size)
@@ -367,6 +374,22 @@ class EWFWriter(ImageWriter):
         # the same bytes to every live copy (a copy that fails is dropped; WriteError when none is left)
         self._out.writev(iov, total, marks)
         self._flushed_to += total
+        self._unsynced += total
+        if self._fsync and self._unsynced >= _SYNC_BYTES:
+            self._background_sync()
+
+    def _background_sync(self) -> None:
+        """Sync the current segment of every copy in a helper thread (the previous sync must be done)."""
+        self._wait_sync()
+        self._unsynced = 0
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(1, thread_name_prefix="forensimg-ewf-sync")
+        self._sync_future = self._syncer.submit(self._out.sync_job(data_only=True))
+
+    def _wait_sync(self) -> None:
+        fut, self._sync_future = self._sync_future, None
+        if fut is not None:
+            self._out.apply_sync_results(fut.result())
 
     # -- segments ---------------------------------------------------------------------------------
 
@@ -437,6 +460,7 @@ class EWFWriter(ImageWriter):
         self._close_group()
         self._emit(_descriptor("next", self._seg_pos, 0))
         self._flush()
+        self._wait_sync()
         self._out.close_segment()
 
     # -- groups -----------------------------------------------------------------------------------
@@ -645,15 +669,24 @@ class EWFWriter(ImageWriter):
         index = {p: i + 1 for i, p in enumerate(self._paths)}
         for p, off in self._data_sections:
             patches.setdefault(index[p], []).append(off)
+        hashing: Future[dict[str, str]] | None = None
         try:
+            self._wait_sync()
             for number, offsets in patches.items():
                 for off in offsets:
                     self._out.pwrite(volume, off + _DESC, number)
-                if self._fsync and number != last:
-                    self._out.sync_segment(number)
+            # every byte is in place: the segment files' SHA-256 (for reports) is computed from the first
+            # live copy while the files are synced (hashlib releases the GIL)
+            assert self._pool is not None
+            hashing = self._pool.submit(self._hash_segments)
             if self._fsync:
+                for number in range(1, last):
+                    self._out.sync_segment(number)
                 self._out.fsync()
+            segment_sha256 = hashing.result()
         finally:
+            if hashing is not None:
+                hashing.cancel()
             self._out.close_segment()
         self._shutdown_pool()
         return WriteResult(
@@ -674,6 +707,7 @@ class EWFWriter(ImageWriter):
                 "set_identifier": str(self.set_uuid),
                 "error2_entries": len(errors),
                 "copies": self._out.details(),
+                "segment_sha256": segment_sha256,
             },
         )
 
@@ -687,7 +721,22 @@ class EWFWriter(ImageWriter):
         """Every copy (the first is ``path``): paths, whether it is still complete, failure offset and error."""
         return self._out.details()
 
+    def _hash_segments(self) -> dict[str, str]:
+        """SHA-256 of every segment file of the first live copy, read back from the file once it is final.
+
+        Every live copy got the same bytes and the same patches (a copy that missed any was dropped), so
+        the digests are listed for the matching segment of each live copy (as fimg's writer does)."""
+        live = self._out.live
+        if not live:
+            return {}
+        digests = [hash_file(str(p))["sha256"] for p in live[0].paths]
+        return {str(p): d for c in live for p, d in zip(c.paths, digests, strict=True)}
+
     def _shutdown_pool(self) -> None:
+        syncer: ThreadPoolExecutor | None = getattr(self, "_syncer", None)  # None: the constructor failed first
+        self._syncer = None
+        if syncer is not None:
+            syncer.shutdown(wait=True)
         pool, self._pool = self._pool, None
         if pool is not None:
             for f in self._inflight:
