@@ -23,8 +23,11 @@ restore process until its data was written and synced (total wall time minus the
 the restore measures itself: ``timings.readback_s`` in ``--json``); compare it with
 ``ewfexport + sync``. ``--also KEY=VALUE`` adds rows that run the library's ``restore()`` in a fresh
 process with one setting changed: ``workers=N`` (chunk decode threads, ``Image.scan_chunks``),
-``window=SIZE`` (read back behind the writer, ``forensimg.restore.VERIFY_WINDOW``), ``block=SIZE``
-(write size).
+``window=SIZE`` (read back behind the writer in windows of SIZE, ``forensimg.restore.VERIFY_WINDOW``;
+``window=0``: read back after the final ``fsync``, the default before 2026-11-28 08:00 UTC), ``direct=0``
+(buffered writes instead of ``O_DIRECT``, ``forensimg.restore.DIRECT_WRITE``), ``block=SIZE`` (write size).
+Since the read-back runs behind the writer, ``timings.readback_s`` is only what was left to read after
+the ``fsync``: the "write phase" row then includes most of the read-back.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ import forensimg.restore as R
 e01, out, opts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 if "window" in opts:
     R.VERIFY_WINDOW = opts["window"] or None
+if "direct" in opts:
+    R.DIRECT_WRITE = bool(opts["direct"])
 kw = {}
 if "workers" in opts:
     kw["workers"] = opts["workers"]
@@ -108,16 +113,17 @@ def run_variant(e01: Path, out: Path, opts: dict[str, int]) -> dict[str, Any]:
 
 def parse_variant(text: str) -> tuple[str, dict[str, int]]:
     key, _, value = text.partition("=")
-    if key not in ("workers", "window", "block"):
-        raise SystemExit(f"--also {text}: choose workers=N, window=SIZE or block=SIZE")
-    return f"forensimg ({text})", {key: int(value) if key == "workers" else parse_size(value)}
+    if key not in ("workers", "window", "block", "direct"):
+        raise SystemExit(f"--also {text}: choose workers=N, window=SIZE (0: after the fsync), block=SIZE or direct=0|1")
+    return f"forensimg ({text})", {key: int(value) if key in ("workers", "direct") else parse_size(value)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="forensimg restore vs ewfexport -f raw from the same E01.")
     add_common_options(ap)
     ap.add_argument("--also", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra forensimg rows with one setting changed (workers=2, window=64M, block=16M)")
+                    help="extra forensimg rows with one setting changed (workers=2, window=64M, window=0, "
+                         "direct=0, block=16M)")
     args = ap.parse_args(argv)
     variants = dict(parse_variant(v) for v in args.also)
     for tool in ("ewfacquire", "ewfexport"):

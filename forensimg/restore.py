@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
+import hashlib
 import json
 import logging
 import mmap
@@ -47,6 +49,7 @@ from forensimg._version import __version__
 from forensimg.custody import CustodyLog, default_log_path
 from forensimg.errors import (
     CustodyError,
+    Error,
     RestoreStoppedError,
     UsageError,
     WriteBlockError,
@@ -78,11 +81,16 @@ SYSFS_ROOT = Path("/sys")
 """Where sysfs is read from (tests point this at a fake tree)."""
 PROC_ROOT = Path("/proc")
 
-VERIFY_WINDOW: int | None = None
-"""Read back each window of this many bytes while later ones are still written; ``None`` (default):
-read back once everything is written and synced. Measured on one shared virtual disk
-(bench/bench_restore.py, bench/README.md "Restore"): 1.5x slower in one A/B run, the best total times in
-later ones (64 MiB windows) but with as bad worst rounds; the default stays until an idle machine settles it."""
+VERIFY_WINDOW: int | None = 0
+"""Read back behind the writer: each window of this many bytes (at least one write block; ``0``, the
+default: every block) is read back from the device as soon as it is written, while later blocks are
+written, so that a restore takes about as long as the slower of writing and hashing instead of their
+sum. ``None``: read back once everything is written and synced (the default before 2026-11-28; compare
+with ``bench/bench_restore.py --also window=0``)."""
+
+DIRECT_WRITE: bool = True
+"""Write the destination with ``O_DIRECT`` from reused page-aligned buffers where it accepts it
+(:class:`_Writer`); ``False``: buffered writes (compare with ``bench/bench_restore.py --also direct=0``)."""
 
 RestoreProgress = Callable[[str, int, int], None]
 """``on_progress(phase, done_bytes, total_bytes)``; phase is ``write``, ``wipe`` or ``verify``."""
@@ -151,11 +159,17 @@ class RestoreResult:
         media_size: bytes of media written.
         sector_size: the image's bytes per sector.
         bytes_written: media bytes written (less than ``media_size`` when stopped).
-        written_hashes: hashes of the bytes written, computed while writing.
-        readback_hashes: hashes of the destination's first ``media_size`` bytes, read back from it.
+        written_hashes: hashes of the bytes written, for the algorithms the image stores no hash of
+            (computed while writing: the read-back is compared with them); after a mismatch, also the
+            stored algorithms, hashed again from the image (see ``written_from``).
+        readback_hashes: hashes of the destination's first ``media_size`` bytes, read back from it
+            (every algorithm: the stored ones and those asked for).
         stored_hashes: the hashes recorded in the image (the reference).
-        status: ``verified`` (read-back = written = stored), ``mismatch``, ``no_reference`` (read-back =
-            written, but the image stores no hash) or ``stopped`` (a corrupt chunk stopped the restore).
+        written_from: per algorithm in ``written_hashes``: ``write`` (hashed while writing) or ``image``
+            (hashed again from the image after a mismatch, to tell a bad image from a bad destination).
+        status: ``verified`` (read-back = stored for every stored algorithm, and = written for any other),
+            ``mismatch``, ``no_reference`` (read-back = written, but the image stores no hash) or
+            ``stopped`` (a corrupt chunk stopped the restore).
         unreadable: ranges recorded as unreadable in the image, written as zeros.
         faults: chunks that failed their check (zero-filled with ``zero_fill``, or the one that stopped).
         tail: the destination bytes beyond the media, if any.
@@ -166,7 +180,8 @@ class RestoreResult:
         started_at, finished_at: UTC times.
         timings: seconds per phase, from the start of :func:`restore`: ``written`` (every byte handed to
             the destination), ``synced`` (``fsync`` done: the write phase, what ``ewfexport`` + ``sync``
-            does), ``verified`` (read-back done); ``readback_s`` = ``verified`` - ``synced``.
+            does), ``verified`` (read-back done); ``readback_s`` = ``verified`` - ``synced`` (with the
+            read-back behind the writer, only what was left to read after the ``fsync``).
     """
 
     image: tuple[str, ...]
@@ -189,6 +204,7 @@ class RestoreResult:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    written_from: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -196,18 +212,29 @@ class RestoreResult:
         return {"verified": 0, "no_reference": 4}.get(self.status, 1)
 
     def hash_checks(self) -> list[dict[str, Any]]:
-        """Per algorithm: written, read back, stored, and whether they agree."""
+        """Per algorithm: read back, stored, written, and whether they agree.
+
+        ``compared_with`` names the reference(s) of the verdict: ``stored`` (the image's hash) and/or
+        ``written`` (hashed while writing, for an algorithm the image stores no hash of). A ``written``
+        hash from ``image`` (re-hashed after a mismatch) only locates the mismatch.
+        """
         out = []
-        for alg, written in self.written_hashes.items():
+        algs = list(self.readback_hashes) + [a for a in self.written_hashes if a not in self.readback_hashes]
+        for alg in algs:
             back = self.readback_hashes.get(alg)
+            written = self.written_hashes.get(alg)
             stored = self.stored_hashes.get(alg)
+            origin = self.written_from.get(alg, "write" if written is not None else None)
+            compared = (["stored"] if stored is not None else []) + (["written"] if origin == "write" else [])
             out.append(
                 {
                     "algorithm": alg,
-                    "written": written,
                     "read_back": back,
                     "stored": stored,
-                    "read_back_matches_written": back == written,
+                    "written": written,
+                    "written_from": origin,
+                    "compared_with": compared,
+                    "read_back_matches_written": None if written is None else back == written,
                     "matches_stored": None if stored is None else back == stored,
                 }
             )
@@ -227,6 +254,7 @@ class RestoreResult:
             "bytes_written": self.bytes_written,
             "hashes": self.hash_checks(),
             "written_hashes": dict(self.written_hashes),
+            "written_from": dict(self.written_from),
             "readback_hashes": dict(self.readback_hashes),
             "stored_hashes": dict(self.stored_hashes),
             "readback_method": self.readback_method,
@@ -248,9 +276,12 @@ class RestoreResult:
         import socket
 
         ss = self.sector_size
+        checks = self.hash_checks()
+        refs = sorted({r for h in checks for r in h["compared_with"]}, reverse=True)
+        against = " and ".join({"stored": "the image's stored hashes", "written": "what was written"}[r] for r in refs)
         verdict = {
-            "verified": "VERIFIED: the read-back equals what was written and the image's stored hashes",
-            "mismatch": "MISMATCH: the read-back differs from what was written or from the stored hashes",
+            "verified": f"VERIFIED: the read-back equals {against}",
+            "mismatch": f"MISMATCH: the read-back differs from {against or 'the reference'}",
             "no_reference": "NO REFERENCE: the read-back equals what was written, but the image stores no hash",
             "stopped": "STOPPED: a chunk failed its check; the restore stopped before writing it",
         }[self.status]
@@ -294,13 +325,21 @@ class RestoreResult:
         lines += ["", "Safeguards"]
         lines += [f"  {c.name:<18} {c.status:<15} {c.detail}" for c in self.safeguards]
         lines += ["", f"Hashes (read back: {self.readback_method or '-'})"]
-        for h in self.hash_checks():
-            lines.append(f"  {h['algorithm'].upper()}")
-            lines.append(f"    written:         {h['written']}")
+        for h in checks:
+            refs_alg = ", ".join(h["compared_with"]) or "-"
+            lines.append(f"  {h['algorithm'].upper()}  (read-back compared with: {refs_alg})")
             lines.append(f"    read back:       {h['read_back'] or '-'}")
             stored = h["stored"] or "(none stored)"
             ok = "" if h["matches_stored"] is None else ("  match" if h["matches_stored"] else "  MISMATCH")
             lines.append(f"    stored:          {stored}{ok}")
+            if h["written"] is None:
+                lines.append("    written:         (not hashed while writing: each chunk was checked before it was "
+                             "written, the stored hash is the reference)")
+            else:
+                same = "  match" if h["read_back_matches_written"] else "  DIFFERS"
+                src = "hashed again from the image after the mismatch" if h["written_from"] == "image" else \
+                    "hashed while writing"
+                lines.append(f"    written:         {h['written']}{same} ({src})")
         lines += ["", f"Unreadable at acquisition (written as zeros): {len(self.unreadable) or 'none'}"]
         for r in self.unreadable:
             a, b = r.lba(ss)
@@ -704,20 +743,208 @@ def _drop_cache(fd: int, kind: str) -> str:
     return " + ".join(method)
 
 
-class _Verifier(threading.Thread):
-    """Reads back what was written, from the device (optionally while later blocks are still written).
+class _HashPipe:
+    """Hash a stream of shared, reused buffers: one thread per algorithm, in order.
 
-    The writer calls :meth:`advance` with the end of what it has written; once ``window`` bytes are
-    pending (by default: at the end, after the final ``fsync``) the verifier reads that range back with
-    ``O_DIRECT`` into page-aligned buffers: the kernel first writes back and waits for the range's dirty
-    pages, then reads the device, not the page cache. Where the file system refuses ``O_DIRECT`` (tmpfs,
-    some FUSE), the range is synced (``fdatasync``), dropped from the cache (``posix_fadvise(DONTNEED)``)
-    and read buffered. The writer ends with ``fsync`` (and ``BLKFLSBUF`` on a block device), so late
-    write errors surface too. The bytes are hashed in order; :meth:`finish` waits for the last range.
+    ``submit(view, release)`` hands ``view`` to every algorithm; the view must not change until
+    ``release()`` is called, once every algorithm has hashed it (with no algorithm: at once). hashlib
+    releases the GIL on buffers from 2 KiB, so the digests run beside the writer and the reader. Unlike
+    :class:`~forensimg.hashing.MultiHasher`, nothing is copied: the restore's buffers are allocated once
+    and reused (touching fresh memory is what costs most on a virtual machine).
+    """
+
+    def __init__(self, algorithms: Sequence[str], name: str) -> None:
+        self.algorithms = tuple(algorithms)
+        self._lock = threading.Lock()
+        self._hashes = [hashlib.new(a) for a in self.algorithms]
+        self._queues: list[queue.SimpleQueue[tuple[memoryview, list[Any]] | None]] = []
+        self._threads: list[threading.Thread] = []
+        self._result: dict[str, str] | None = None
+        self.error: BaseException | None = None
+        for alg, h in zip(self.algorithms, self._hashes, strict=True):
+            q: queue.SimpleQueue[tuple[memoryview, list[Any]] | None] = queue.SimpleQueue()
+            t = threading.Thread(target=self._run, args=(h, q), name=f"forensimg-{name}-{alg}", daemon=True)
+            t.start()
+            self._queues.append(q)
+            self._threads.append(t)
+
+    def _run(self, h: Any, q: queue.SimpleQueue[tuple[memoryview, list[Any]] | None]) -> None:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            view, pending = item
+            try:
+                h.update(view)
+            except BaseException as exc:  # pragma: no cover - hashlib does not fail on a buffer
+                self.error = exc
+            with self._lock:
+                pending[0] -= 1
+                last = pending[0] == 0
+            if last:
+                pending[1]()
+
+    def submit(self, view: memoryview, release: Callable[[], None]) -> None:
+        """Hash ``view`` with every algorithm, then call ``release``."""
+        if not self._queues:
+            release()
+            return
+        pending: list[Any] = [len(self._queues), release]
+        for q in self._queues:
+            q.put((view, pending))
+
+    def hexdigests(self) -> dict[str, str]:
+        """Wait for every block submitted and return the lower-case hex digests (the same on every call)."""
+        if self._result is None:
+            for q in self._queues:
+                q.put(None)
+            for t in self._threads:
+                t.join()
+            if self.error is not None:
+                raise self.error
+            self._result = {a: h.hexdigest() for a, h in zip(self.algorithms, self._hashes, strict=True)}
+        return dict(self._result)
+
+
+def _buffers(count: int, size: int) -> queue.Queue[mmap.mmap]:
+    """``count`` page-aligned anonymous buffers (what ``O_DIRECT`` needs), ready for reuse."""
+    q: queue.Queue[mmap.mmap] = queue.Queue()
+    for _ in range(count):
+        q.put(mmap.mmap(-1, size))
+    return q
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Set or clear ``O_DIRECT`` on an open descriptor (``fcntl(F_SETFL)``); False where it cannot be set
+    (tmpfs and some FUSE file systems refuse it with ``EINVAL``)."""
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, (flags | os.O_DIRECT) if on else (flags & ~os.O_DIRECT))
+    except OSError:
+        return False
+    return True
+
+
+class _Writer(threading.Thread):
+    """Writes the media block by block from reused, page-aligned buffers, on its own thread.
+
+    With ``direct``, ``O_DIRECT`` is set on the destination descriptor: each write goes to the device
+    from the buffer, not through the page cache (no page-cache memory to allocate and write back; a
+    buffered write of 1 GiB spent 2-3.6 s of system time on this VM, an ``O_DIRECT`` one 0.1 s). A
+    length that is not a multiple of the alignment (only the last write, or the one before a corrupt
+    chunk) has its remainder written buffered, after ``O_DIRECT`` is cleared; the final ``fsync`` covers
+    it. Where the destination refuses ``O_DIRECT`` (``F_SETFL`` or the first write fails with
+    ``EINVAL``), every write is buffered.
+
+    The main thread fills a buffer from :meth:`take` and hands it to :meth:`submit`; the thread writes
+    it, calls ``on_written(end)`` and then hashes it (``algorithms``: only what has no stored hash to be
+    compared with) before the buffer is reused.
+    """
+
+    def __init__(self, fd: int, dest: str, block_size: int, align: int, algorithms: Sequence[str],
+                 on_written: Callable[[int], None], *, direct: bool, buffers: int = 3) -> None:
+        super().__init__(name="forensimg-restore-write", daemon=True)
+        self.fd = fd
+        self.dest = dest
+        self.align = align
+        self.free = _buffers(buffers, block_size)
+        self.q: queue.SimpleQueue[tuple[mmap.mmap, int, int] | None] = queue.SimpleQueue()
+        self.hashes = _HashPipe(algorithms, "restore-write")
+        self.on_written = on_written
+        self.direct = direct and _set_direct(fd, True)
+        self.direct_bytes = 0
+        self.written = 0
+        self.error: BaseException | None = None
+
+    def take(self) -> mmap.mmap:
+        """A free buffer (waits for one); raises the writer's error if it failed."""
+        buf = self.free.get()
+        if self.error is not None:
+            self.free.put(buf)
+            raise self.error
+        return buf
+
+    def submit(self, buf: mmap.mmap, offset: int, length: int) -> None:
+        """Write ``buf[:length]`` at ``offset`` (in order after the previous one)."""
+        self.q.put((buf, offset, length))
+
+    def finish(self) -> None:
+        """Wait until everything submitted is written and hashed; clear ``O_DIRECT``; raise a write error."""
+        self.q.put(None)
+        self.join()
+        self.hashes.hexdigests()
+        if self.direct:
+            _set_direct(self.fd, False)
+            self.direct = False
+        if self.error is not None:
+            raise self.error
+
+    def run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            buf, offset, length = item
+            if self.error is not None:
+                self.free.put(buf)
+                continue
+            view = memoryview(buf)[:length]
+            try:
+                self._write(view, offset)
+            except BaseException as exc:
+                self.error = exc
+                self.free.put(buf)
+                continue
+            self.written = offset + length
+            self.on_written(self.written)
+            self.hashes.submit(view, functools.partial(self.free.put, buf))
+
+    def _buffered(self) -> None:
+        if self.direct:
+            _set_direct(self.fd, False)
+            self.direct = False
+
+    def _write(self, view: memoryview, offset: int) -> None:
+        n = len(view)
+        done = 0
+        if self.direct:
+            aligned = n // self.align * self.align
+            while done < aligned:
+                try:
+                    k = os.pwritev(self.fd, [view[done:aligned]], offset + done)
+                except OSError as exc:
+                    if exc.errno == errno.EINVAL and self.direct_bytes == 0:
+                        break  # O_DIRECT accepted by open/fcntl but not by the writes: buffered from here
+                    raise WriteError(f"cannot write destination '{self.dest}': {exc.strerror}", path=self.dest,
+                                     offset=offset + done, errno_=exc.errno) from None
+                if k <= 0:
+                    raise WriteError(f"destination '{self.dest}' took no more bytes", path=self.dest,
+                                     offset=offset + done, errno_=errno.ENOSPC)
+                done += k
+                self.direct_bytes += k
+                if k % self.align:
+                    break  # a short, unaligned write: the rest goes buffered
+            if done < n:
+                self._buffered()
+        if done < n:
+            _pwrite_all(self.fd, view[done:], offset + done, self.dest)
+
+
+class _Verifier(threading.Thread):
+    """Reads back what was written, from the device, and hashes it.
+
+    :meth:`advance` tells it that ``[0, end)`` is written; once ``window`` bytes are pending (or at the
+    end) it reads that range with ``O_DIRECT`` into reused page-aligned buffers: the kernel first writes
+    back and waits for any dirty page of the range (the buffered remainder of the last write), then reads
+    the device, not the page cache. Reading runs on this thread, hashing on one thread per algorithm
+    (:class:`_HashPipe`), so reads and digests overlap each other and the writer. Where the file system
+    refuses ``O_DIRECT`` (tmpfs, some FUSE), the range is synced (``fdatasync``), dropped from the cache
+    (``posix_fadvise(DONTNEED)``) and read buffered. :meth:`finish` lets the thread end after the last
+    range.
     """
 
     def __init__(self, dest: str, wfd: int, facts: DeviceFacts, size: int, algorithms: Sequence[str],
-                 block_size: int, window: int) -> None:
+                 block_size: int, window: int, *, buffers: int = 3) -> None:
         super().__init__(name="forensimg-restore-verify", daemon=True)
         self.dest = dest
         self.wfd = wfd
@@ -725,10 +952,12 @@ class _Verifier(threading.Thread):
         self.align = max(4096, facts.logical_sector_size or 512)
         self.block_size = max(self.align, block_size // self.align * self.align)
         self.window = window
-        self.hasher = MultiHasher(algorithms)
-        self.q: queue.Queue[int | None] = queue.Queue()
+        self.hashes = _HashPipe(algorithms, "restore-verify")
+        self.free = _buffers(buffers, self.block_size)
+        self.q: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self.pos = 0
         self.error: BaseException | None = None
+        self.cancelled = False
         self.direct = True
         self._queued = 0
         self.fd = -1
@@ -739,7 +968,7 @@ class _Verifier(threading.Thread):
             self.fd = os.open(dest, os.O_RDONLY | os.O_CLOEXEC)
 
     def advance(self, written: int, *, final: bool = False) -> None:
-        """The writer has written ``[0, written)``; read it back once a window is pending (or at the end)."""
+        """``[0, written)`` is written; read it back once a window is pending (or at the end)."""
         if final or written - self._queued >= self.window:
             self._queued = written
             self.q.put(written)
@@ -749,64 +978,85 @@ class _Verifier(threading.Thread):
         self.q.put(None)
 
     def run(self) -> None:
-        buf = mmap.mmap(-1, self.block_size)
         try:
             while True:
                 end = self.q.get()
                 if end is None:
                     return
-                if self.error is not None:
+                if self.error is not None or self.cancelled:
                     continue
-                self._verify_to(min(end, self.size), buf)
+                self._verify_to(min(end, self.size))
         except BaseException as exc:
             self.error = exc
             while self.q.get() is not None:
                 pass
-        finally:
-            buf.close()
 
-    def _verify_to(self, end: int, buf: mmap.mmap) -> None:
+    def _verify_to(self, end: int) -> None:
+        if self.pos >= end:
+            return
         if not self.direct:
-            # an O_DIRECT read writes back and waits for the dirty pages of its own range first (and
-            # then reads the device); a buffered read-back needs the range synced and dropped here
+            # a buffered read-back needs the range written back and dropped from the cache first
             try:
                 os.fdatasync(self.wfd)
             except OSError as exc:
                 raise WriteError(f"cannot sync destination '{self.dest}': {exc.strerror}", path=self.dest,
                                  offset=self.pos, errno_=exc.errno) from None
-        if not self.direct:
             try:
                 os.posix_fadvise(self.fd, self.pos, end - self.pos, os.POSIX_FADV_DONTNEED)
             except OSError:
                 pass
-        while self.pos < end:
+        while self.pos < end and not self.cancelled:
             want = min(self.block_size, end - self.pos)
             length = -(-want // self.align) * self.align if self.direct else want
+            buf = self.free.get()
             try:
                 n = os.preadv(self.fd, [memoryview(buf)[:length]], self.pos)
             except OSError as exc:
+                self.free.put(buf)
                 if self.direct and exc.errno == errno.EINVAL and self.pos == 0:
-                    # O_DIRECT opened but reads refused (tmpfs, some FUSE): read the dropped cache range
+                    # O_DIRECT opened but reads refused (tmpfs, some FUSE): read the synced, dropped range
                     os.close(self.fd)
                     self.fd = os.open(self.dest, os.O_RDONLY | os.O_CLOEXEC)
                     self.direct = False
+                    os.fdatasync(self.wfd)
                     os.posix_fadvise(self.fd, 0, end, os.POSIX_FADV_DONTNEED)
                     continue
                 raise WriteError(f"cannot read back destination '{self.dest}': {exc.strerror}", path=self.dest,
                                  offset=self.pos, errno_=exc.errno) from None
             got = min(n, want)
             if got <= 0:
+                self.free.put(buf)
                 raise WriteError(f"destination '{self.dest}' ends at {self.pos} on read-back, before the media "
                                  f"end {self.size}", path=self.dest, offset=self.pos)
-            self.hasher.update(buf[:got])
+            self.hashes.submit(memoryview(buf)[:got], functools.partial(self.free.put, buf))
             self.pos += got
 
     def close(self) -> None:
         """Release the read fd and the hash threads."""
-        self.hasher.close()
+        self.cancelled = True
+        try:
+            self.hashes.hexdigests()
+        except BaseException:  # an error here was already raised to the caller, or is moot
+            pass
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def _media_digests(img: Image, algorithms: Sequence[str], unreadable: Sequence[Range], workers: int) -> dict[str, str]:
+    """Hashes of exactly what a restore of ``img`` writes (chunks as decoded, zeros for a chunk failing its
+    check, unreadable ranges zeroed), from the image again: the diagnosis of a mismatch when the write
+    phase computed no hash (the stored one was the reference)."""
+    hasher = MultiHasher(algorithms)
+    pos = 0
+    for _index, data, _fault in img.scan_chunks(workers=workers):
+        if unreadable and any(r.start < pos + len(data) and r.end > pos for r in unreadable):
+            ba = bytearray(data)
+            _zero_ranges(ba, pos, unreadable)
+            data = bytes(ba)
+        hasher.update(data)
+        pos += len(data)
+    return hasher.hexdigests()
 
 
 def restore(
@@ -896,8 +1146,13 @@ def _restore(
     else:
         algs = normalize_algorithms(hashes)
         algs = algs + tuple(a for a in normalize_algorithms(list(stored)) if a not in algs)
+    # What the read-back is compared with: the stored hash where the image has one (hashing while writing
+    # would only compute it a second time: every chunk is checked before it is written), otherwise the
+    # hash of what was written, computed while writing.
+    write_algs = tuple(a for a in algs if a not in stored)
     unreadable = merge_ranges(list(info.unreadable))
     progress = on_progress or (lambda phase, done, total: None)
+    nworkers = workers if workers is not None else 1
 
     # a mounted device is refused before it is even opened (O_EXCL would only say "busy")
     pre_dev = _dev_of_path(dest)
@@ -935,7 +1190,8 @@ def _restore(
             warnings.append(f"the media size {size} is not a multiple of the image's sector size {info.sector_size}")
 
         def make_result(status: str, written: int, written_hashes: Mapping[str, str], readback: Mapping[str, str],
-                        faults: Sequence[Fault], tail: Range | None, wiped: bool, method: str) -> RestoreResult:
+                        faults: Sequence[Fault], tail: Range | None, wiped: bool, method: str,
+                        written_from: Mapping[str, str] | None = None) -> RestoreResult:
             return RestoreResult(
                 image=tuple(str(p) for p in info.segments),
                 image_format=info.format,
@@ -957,50 +1213,63 @@ def _restore(
                 started_at=started,
                 finished_at=datetime.now(UTC),
                 timings=dict(timings),
+                written_from=dict(written_from or {}),
             )
 
-        # -- write, each chunk checked before it goes out; then read back from the device ---------------
-        hasher = MultiHasher(algs)
-        window = max(block_size, VERIFY_WINDOW) if VERIFY_WINDOW else 1 << 62
-        verifier = _Verifier(dest, fd, facts, size, algs, block_size, window=window)
+        # -- write, each chunk checked before it goes out, while a thread reads back behind -------------
+        align = max(4096, lss or 512)
+        bs = max(align, block_size // align * align)
+        overlap = VERIFY_WINDOW is not None
+        window = max(bs, VERIFY_WINDOW or 0) if overlap else 1 << 62
+        verifier = _Verifier(dest, fd, facts, size, algs, bs, window=window)
+        writer = _Writer(fd, dest, bs, align, write_algs, verifier.advance if overlap else lambda end: None,
+                         direct=DIRECT_WRITE)
+        wrote_direct = writer.direct
         verifier.start()
+        writer.start()
         faults: list[Fault] = []
-        parts: list[bytes] = []
-        pending = 0
-        buf_start = 0
-        written = 0
-        nworkers = workers if workers is not None else 1
+        cur: mmap.mmap | None = None
+        fill = 0
+        submitted = 0
 
         def flush() -> None:
-            nonlocal parts, pending, buf_start, written
-            if not parts:
+            nonlocal cur, fill, submitted
+            if cur is None or fill == 0:
                 return
-            n = pending
-            if unreadable and any(r.start < buf_start + n and r.end > buf_start for r in unreadable):
-                ba = bytearray(b"".join(parts))
-                _zero_ranges(ba, buf_start, unreadable)
-                block = bytes(ba)
-                hasher.update(block)
-                _pwrite_all(fd, block, buf_start, dest)
-            else:
-                # the decoded chunks go to the hash threads and to one pwritev as they are: no join, no copy
-                hasher.update_blocks(parts)
-                _pwritev_all(fd, parts, buf_start, dest)
-            buf_start += n
-            written = buf_start
-            parts = []
-            pending = 0
-            verifier.advance(written)
-            if verifier.error is not None:
-                raise verifier.error
-            progress("write", written, size)
+            if unreadable and any(r.start < submitted + fill and r.end > submitted for r in unreadable):
+                for r in unreadable:
+                    lo, hi = max(r.start, submitted) - submitted, min(r.end, submitted + fill) - submitted
+                    if lo < hi:
+                        cur[lo:hi] = bytes(hi - lo)
+            writer.submit(cur, submitted, fill)
+            submitted += fill
+            cur, fill = None, 0
+            progress("write", submitted, size)
 
+        def put(data: bytes) -> None:
+            nonlocal cur, fill
+            view = memoryview(data)
+            i, n = 0, len(view)
+            while i < n:
+                if cur is None:
+                    cur, fill = writer.take(), 0
+                k = min(bs - fill, n - i)
+                cur[fill : fill + k] = view[i : i + k]
+                fill += k
+                i += k
+                if fill == bs:
+                    flush()
+
+        written = 0
         try:
             try:
                 for index, data, fault in img.scan_chunks(workers=nworkers):
                     if fault is not None:
                         if not zero_fill:
                             flush()
+                            verifier.cancelled = True
+                            writer.finish()
+                            written = submitted
                             try:
                                 os.fsync(fd)  # what was written before the bad chunk is on the device
                             except OSError:
@@ -1017,20 +1286,20 @@ def _restore(
                                 offset=fault.offset,
                             )
                         faults.append(fault)
-                    parts.append(data if isinstance(data, bytes) else bytes(data))
-                    pending += len(data)
-                    if pending >= block_size:
-                        flush()
+                    put(data)
                 flush()
             finally:
-                written_hashes = hasher.hexdigests()
+                if writer.is_alive():
+                    writer.finish()
+            written = submitted
+            written_hashes = writer.hashes.hexdigests()
 
             # -- the tail --------------------------------------------------------------------------------
             tail: Range | None = None
             if facts.size > size:
                 tail = Range(size, facts.size)
                 if wipe_tail:
-                    zeros = bytes(min(block_size, tail.length))
+                    zeros = bytes(min(bs, tail.length))
                     pos = tail.start
                     while pos < tail.end:
                         n = min(len(zeros), tail.end - pos)
@@ -1045,23 +1314,41 @@ def _restore(
             verifier.finish()
             while verifier.is_alive():
                 verifier.join(timeout=0.25)
-                progress("verify", verifier.pos, size)
+                if not verifier.cancelled:
+                    progress("verify", verifier.pos, size)
             verifier.close()
     finally:
         os.close(fd)
     if verifier.error is not None:
         raise verifier.error
-    readback = verifier.hasher.hexdigests()
+    readback = verifier.hashes.hexdigests()
     timings["verified"] = time.monotonic() - t0
     if "synced" in timings:
         timings["readback_s"] = timings["verified"] - timings["synced"]
-    how = "O_DIRECT" if verifier.direct else "buffered after fadvise(DONTNEED)"
-    method = f"{how} after fsync + {method}" if method else f"{how} after fsync"
-    if readback != written_hashes:
-        status = "mismatch"
-    elif not stored:
-        status = "no_reference"
+    how = "O_DIRECT" if verifier.direct else "buffered after fdatasync + fadvise(DONTNEED)"
+    when = "behind the writer" if overlap else "after the final fsync"
+    wrote = "O_DIRECT writes" if wrote_direct and writer.direct_bytes else "buffered writes"
+    method = f"{how} read-back {when} ({wrote}; final fsync + {method})" if method else \
+        f"{how} read-back {when} ({wrote}; final fsync)"
+    written_from = {a: "write" for a in written_hashes}
+    ok_written = all(readback.get(a) == h for a, h in written_hashes.items())
+    ok_stored = all(readback.get(a) == h for a, h in stored.items())
+    if not stored:
+        status = "no_reference" if ok_written else "mismatch"
     else:
-        status = "verified" if all(readback.get(a) == h for a, h in stored.items() if a in readback) else "mismatch"
+        status = "verified" if ok_written and ok_stored else "mismatch"
+    missing = [a for a in algs if a not in written_hashes]
+    if status == "mismatch" and missing:
+        # The read-back differs from a stored hash that the write phase did not compute: hash the media
+        # again from the image, so that the report tells an image that disagrees with its own stored hash
+        # (or zeros written by --zero-fill) from a destination that returned other bytes than were written.
+        try:
+            again = _media_digests(img, missing, unreadable, nworkers)
+        except Error as exc:
+            warnings.append(f"the media could not be hashed again from the image to locate the mismatch: {exc}")
+        else:
+            written_hashes = {**written_hashes, **again}
+            written_from.update({a: "image" for a in again})
+    written_hashes = {a: written_hashes[a] for a in algs if a in written_hashes}
     return make_result(status, written, written_hashes, readback, faults, tail, wipe_tail and tail is not None,
-                       method)
+                       method, written_from)
