@@ -240,12 +240,42 @@ class RestoreResult:
             )
         return out
 
+    @property
+    def diagnosis(self) -> str:
+        """For a ``mismatch``: which comparison failed and what that points to ("" otherwise)."""
+        if self.status != "mismatch":
+            return ""
+        checks = self.hash_checks()
+        bad_written = [h["algorithm"].upper() for h in checks if h["read_back_matches_written"] is False]
+        bad_stored = [h["algorithm"].upper() for h in checks if h["matches_stored"] is False]
+        parts = []
+        if bad_written:
+            parts.append(
+                f"the destination returned other bytes than were written ({', '.join(bad_written)} of the read-back "
+                "differs from what was written): a faulty or changing destination"
+            )
+        if bad_stored:
+            if bad_written:
+                parts.append(f"and the read-back differs from the image's stored {', '.join(bad_stored)}")
+            elif self.faults:
+                parts.append(
+                    f"the read-back equals what was written, but that differs from the image's stored "
+                    f"{', '.join(bad_stored)}: {len(self.faults)} chunk(s) were written as zeros (--zero-fill)"
+                )
+            else:
+                parts.append(
+                    f"the read-back equals what was written, but the image's media does not match its own stored "
+                    f"{', '.join(bad_stored)}: the image (or its stored hash) is wrong, not the destination"
+                )
+        return "; ".join(parts)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``forensimg restore --json``)."""
         ss = self.sector_size
         return {
             "status": self.status,
             "exit_code": self.exit_code,
+            "diagnosis": self.diagnosis,
             "image": list(self.image),
             "image_format": self.image_format,
             "destination": self.destination.to_dict(),
@@ -281,7 +311,7 @@ class RestoreResult:
         against = " and ".join({"stored": "the image's stored hashes", "written": "what was written"}[r] for r in refs)
         verdict = {
             "verified": f"VERIFIED: the read-back equals {against}",
-            "mismatch": f"MISMATCH: the read-back differs from {against or 'the reference'}",
+            "mismatch": f"MISMATCH: {self.diagnosis}",
             "no_reference": "NO REFERENCE: the read-back equals what was written, but the image stores no hash",
             "stopped": "STOPPED: a chunk failed its check; the restore stopped before writing it",
         }[self.status]

@@ -151,10 +151,12 @@ def _print_summary(result: RestoreResult, report_path: Path) -> None:
         "stopped": "STOPPED before a corrupt chunk",
     }[result.status]
     click.echo(f"Restore {status}")
+    if result.diagnosis:
+        click.echo(f"  {result.diagnosis}")
     click.echo(f"  {result.bytes_written} of {result.media_size} bytes written to {result.destination.path}")
     for h in result.hash_checks():
-        stored = h["stored"] or "(none stored)"
-        click.echo(f"  {h['algorithm'].upper():<7} read back {h['read_back']}  stored {stored}")
+        ref = "stored " + h["stored"] if h["stored"] else f"written {h['written'] or '-'} (none stored)"
+        click.echo(f"  {h['algorithm'].upper():<7} read back {h['read_back']}  {ref}")
     if result.unreadable:
         click.echo(f"  {len(result.unreadable)} range(s) recorded unreadable at acquisition, written as zeros")
     if result.faults and result.status != "stopped":

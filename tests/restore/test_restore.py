@@ -376,6 +376,8 @@ def test_corrupt_e01_chunk_stops_then_zero_fill(tmp_path, capsys):
         rc, d = _restore_json(capsys, str(image), dev, "--confirm", dev, "--zero-fill",
                               "--report", str(tmp_path / "r2.txt"))
         assert rc == 1 and d["status"] == "mismatch"  # zeros differ from the stored hashes
+        assert "written as zeros (--zero-fill)" in d["diagnosis"]  # located: the read-back equals what was written
+        assert all(h["read_back_matches_written"] and h["written_from"] == "image" for h in d["hashes"])
         zf = ident["media_if_bad_chunk_zero_filled"]
         assert hashlib.sha256(read_device(dev, 0, size)).hexdigest() == zf["sha256"]
         assert d["faults"][0]["media"]["start"] == start
