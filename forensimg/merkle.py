@@ -34,6 +34,7 @@ __all__ = [
     "image_root",
     "leaf_hash",
     "level_nodes",
+    "level_up",
     "media_digests",
     "merkle_root",
     "node_hash",
@@ -151,6 +152,20 @@ def level_nodes(digests: Sequence[bytes], level: int) -> list[bytes]:
             nxt.append(nodes[-1])
         nodes = nxt
     return nodes
+
+
+def level_up(nodes: Sequence[bytes], levels: int) -> list[bytes]:
+    """The nodes ``levels`` levels above the given level's ``nodes`` (an odd last node is carried up)."""
+    sha = _sha256
+    out = list(nodes)
+    for _ in range(levels):
+        if len(out) <= 1:
+            break
+        nxt = [sha(b"\x01" + out[i] + out[i + 1]).digest() for i in range(0, len(out) - 1, 2)]
+        if len(out) % 2:
+            nxt.append(out[-1])
+        out = nxt
+    return out
 
 
 def root_from_nodes(nodes: Sequence[bytes]) -> bytes:

@@ -21,8 +21,9 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from itertools import accumulate
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import zstandard
 
@@ -61,7 +62,7 @@ from forensimg.formats.fimg.layout import (
 from forensimg.formats.fimg.structs import CHECKPOINT_FIXED, FOOTER, HEADER, RANGE_PAIR
 from forensimg.hashing import MultiHasher
 from forensimg.image import CaseInfo, Range, SourceInfo, merge_ranges
-from forensimg.merkle import level_nodes, root_from_nodes, top_level
+from forensimg.merkle import level_nodes, level_up, root_from_nodes, top_level
 from forensimg.outputs import OutputSet, copy_bases
 from forensimg.records import fsync_dir
 from forensimg.streams import SegmentSet
@@ -78,6 +79,17 @@ _RESUME_OPTIONS = {
     "sync", "workers", "checkpoint_interval", "compression", "compression_level", "custody_event", "compute_hashes",
     "case", "source", "sector_size", "chunk_size", "hashes", "segment_size", "overwrite", "acquired_at",
 }
+
+
+class _Job(NamedTuple):
+    """What a pool thread returns for a run of chunks (see :meth:`FimgWriter._encode`)."""
+
+    records: list[tuple[bytes, Any, bytes, int]]  # (record header, body or None, digest, media bytes)
+    iov: list[Any]  # headers and bodies in file order
+    sizes: list[int]  # bytes of each record
+    digests: bytes  # the chunk digests, joined
+    media: int  # media bytes of the run
+    node: bytes | None  # the run's Merkle subtree node (an aligned run of ``_batch_chunks``), else None
 
 
 def _le(a: array[int]) -> bytes:
@@ -170,6 +182,11 @@ class FimgWriter(ImageWriter):
         # while ``_window`` jobs in flight keep every worker busy during a slow write
         self._batch_chunks = max(1, min(32, (1 << 20) // chunk_size))
         self._window = self.workers + 1
+        # a run of ``_batch_chunks`` chunks starting at a multiple of it is one node of the Merkle tree at
+        # level ``_batch_level``: the pool threads hash those subtrees, so closing needs only the levels
+        # above them (None once a run was not aligned, e.g. after a resume: then every leaf is hashed)
+        self._batch_level = self._batch_chunks.bit_length() - 1
+        self._job_nodes: list[bytes] | None = []
         if sync not in ("background", "strict"):
             raise UsageError(f"sync must be 'background' or 'strict', not {sync!r}")
         self.sync = sync
@@ -177,7 +194,7 @@ class FimgWriter(ImageWriter):
         self._sync_future: Future[list[tuple[int, OSError]]] | None = None
         self._tls = threading.local()
         self._pool: ThreadPoolExecutor | None = None
-        self._inflight: deque[Future[list[tuple[bytes, Any, bytes, int]]]] = deque()
+        self._inflight: deque[Future[_Job]] = deque()
         # chunks waiting for a job: ranges ``(block, start, stop)`` of immutable source blocks (no copy)
         self._batch: list[tuple[bytes, int, int]] = []
         self._batch_count = 0
@@ -357,27 +374,33 @@ class FimgWriter(ImageWriter):
             self._tls.c = c
         return c
 
-    def _encode(self, first: int, ranges: list[tuple[bytes, int, int]]) -> list[tuple[bytes, Any, bytes, int]]:
+    def _encode(self, first: int, ranges: list[tuple[bytes, int, int]]) -> _Job:
         """Hash and compress the chunks of ``ranges`` (runs on a pool thread; hashlib, zstandard and ISA-L
         release the GIL). Chunks are memoryviews of the immutable blocks: nothing is copied."""
-        out: list[tuple[bytes, Any, bytes, int]] = []
+        records: list[tuple[bytes, Any, bytes, int]] = []
+        iov: list[Any] = []
+        sizes: list[int] = []
         method = self._method
         cs = self.chunk_size
         zero = zeros(cs)
         sha256 = hashlib.sha256
         level = self.compression_level
         compress = self._compressor().compress if method == M_ZSTD else None
+        media = 0
         k = first
         for block, start, stop in ranges:
             mv = memoryview(block)
             for o in range(start, stop, cs):
                 e = o + cs if o + cs <= stop else stop
                 n = e - o
+                media += n
                 # bytes.startswith compares in place (memcmp), a memoryview compare would go byte by byte
                 if block.startswith(zero if n == cs else zeros(n), o):
                     digest = zero_digest(n)
                     head = pack_record(T_CHUNK, k, 0, digest, flags=FLAG_ZERO, decoded_length=n)
-                    out.append((head, None, digest, n))
+                    records.append((head, None, digest, n))
+                    iov.append(head)
+                    sizes.append(RECORD_SIZE)
                     k += 1
                     continue
                 chunk = mv[o:e]
@@ -394,9 +417,16 @@ class FimgWriter(ImageWriter):
                 if packed is not None and len(packed) < n:
                     payload, flags, used = packed, FLAG_COMPRESSED, method
                 head = pack_record(T_CHUNK, k, len(payload), digest, flags=flags, method=used, decoded_length=n)
-                out.append((head, payload, digest, n))
+                records.append((head, payload, digest, n))
+                iov.append(head)
+                iov.append(payload)
+                sizes.append(RECORD_SIZE + len(payload))
                 k += 1
-        return out
+        digests = b"".join(r[2] for r in records)
+        node = None
+        if first % self._batch_chunks == 0 and len(records) <= self._batch_chunks:
+            node = level_nodes([r[2] for r in records], self._batch_level)[0]
+        return _Job(records, iov, sizes, digests, media, node)
 
     def _submit(self) -> None:
         batch, self._batch = self._batch, []
@@ -423,7 +453,36 @@ class FimgWriter(ImageWriter):
                 self._submit()
 
     def _drain_one(self) -> None:
-        for head, payload, digest, n in self._inflight.popleft().result():
+        job = self._inflight.popleft().result()
+        count = len(job.records)
+        if self._job_nodes is not None:
+            if job.node is None:
+                self._job_nodes = None
+            else:
+                self._job_nodes.append(job.node)
+        total = sum(job.sizes)
+        if len(self._index) + count - self._ckpt_count < self.checkpoint_interval and (
+            self.segment_size is None
+            or self._seg_off + total + self._checkpoint_size(count) <= self.segment_size
+        ):
+            # fast path: the whole run fits before the next checkpoint and in this segment; its record
+            # offsets follow from the sizes (no per-record calls)
+            base = self._seg_off
+            seg = len(self._paths) << 48  # a location (spec §4.4)
+            ends = list(accumulate(job.sizes, initial=0))
+            self._index.extend([seg | (base + e) for e in ends[:-1]])
+            iov_base = self._iov_len
+            self._iov_marks.extend([(iov_base + e, r[3]) for e, r in zip(ends[1:], job.records, strict=True)])
+            self._iov.extend(job.iov)
+            self._iov_len += total
+            self._seg_off += total
+            self._seg_records += count
+            self._digests += job.digests
+            self._media_done += job.media
+            if self._iov_len >= _FLUSH_BYTES or len(self._iov) >= _IOV_MAX:
+                self._flush()
+            return
+        for head, payload, digest, n in job.records:
             size = len(head) + (len(payload) if payload else 0)
             if (
                 self.segment_size is not None
@@ -514,9 +573,15 @@ class FimgWriter(ImageWriter):
             raise WriteError(f"fimg writer lost data ({self._media_done} of {self.position} bytes)", path=self.path)
         self._unreadable = list(unreadable)
         self._checkpoint(durable=True)
-        leaves = [bytes(self._digests[i : i + 32]) for i in range(0, len(self._digests), 32)]
-        lvl = top_level(len(leaves))
-        nodes = level_nodes(leaves, lvl)  # stored after the digest table (spec §5.5a)
+        count = len(self._index)
+        lvl = top_level(count)
+        if self._job_nodes is not None and len(self._job_nodes) == -(-count // self._batch_chunks) \
+                and lvl >= self._batch_level:
+            # the pool threads hashed every aligned run's subtree: only the levels above are left
+            nodes = level_up(self._job_nodes, lvl - self._batch_level)
+        else:
+            leaves = [bytes(self._digests[i : i + 32]) for i in range(0, len(self._digests), 32)]
+            nodes = level_nodes(leaves, lvl)  # stored after the digest table (spec §5.5a)
         root = root_from_nodes(nodes)
         meta = json.dumps(
             self._metadata(final=True, hashes=hashes, unreadable=unreadable, root=root), sort_keys=True

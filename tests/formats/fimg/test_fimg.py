@@ -425,3 +425,29 @@ def test_range_helpers(tmp_path):
     res = w.close()
     with forensimg.open(tmp_path / "v.fimg") as img:
         assert img.info.unreadable == (Range(CS, CS + 512),) == res.unreadable
+
+
+@pytest.mark.parametrize("chunks", [1, 33, 32 * 40 + 7, 4096])
+@pytest.mark.parametrize("segment_size", [None, 100_000])
+def test_root_from_subtrees_of_the_pool_equals_the_full_tree(tmp_path: Path, chunks: int,
+                                                            segment_size: int | None) -> None:
+    """The writer hashes the Merkle subtree of each aligned run of chunks in its pool: the root and the stored
+    FTOP level must equal those computed from every leaf, for any count (short last run, one chunk, a
+    segment change inside a run) and written in pieces that do not follow the runs."""
+    from forensimg.merkle import merkle_root
+
+    cs = 4096
+    rnd = random.Random(chunks)
+    kinds = [lambda i: bytes(cs), lambda i: rnd.randbytes(cs), lambda i: (b"text %06d\n" % i) * 400]
+    data = b"".join(rnd.choice(kinds)(i)[:cs] for i in range(chunks))[: chunks * cs - 100]
+    w = create_writer(tmp_path / "r.fimg", chunk_size=cs, segment_size=segment_size, checkpoint_interval=40)
+    for o in range(0, len(data), 10_000):
+        w.write(data[o : o + 10_000])
+    res = w.close()
+    if chunks >= 1024:  # the stored level (5 or 6) lies above the runs' subtrees (level 5): they were used
+        assert w._job_nodes  # type: ignore[attr-defined]
+    digests = [hashlib.sha256(data[o : o + cs]).digest() for o in range(0, len(data), cs)]
+    assert res.details["merkle_root"] == merkle_root(digests).hex()
+    with forensimg.open(res.paths) as img:
+        assert img.check_structure() == ()  # the stored FTOP nodes and the root agree with the digests
+        assert img.read() == data
