@@ -174,7 +174,11 @@ class OutputSet:
             WriteError: no copy could create it.
         """
         for c in self.live:
-            p = self._namer(c.base, number)
+            try:
+                p = self._namer(c.base, number)
+            except WriteError as exc:  # this copy's naming has no name left (raw: 'x.zz', 'x.999')
+                self._drop(c, exc, Path(exc.path) if exc.path is not None else None, None)
+                continue
             if number > 1 and self._check is not None:
                 try:
                     self._check(p)

@@ -106,6 +106,21 @@ def test_group_targets_raw_and_split_share_a_writer_only_when_it_is_the_same():
     ]
 
 
+def test_split_copy_out_of_member_names_is_dropped_the_other_goes_on(tmp_path):
+    data = _data(4 * 512)
+    a, b = tmp_path / "a.raw", tmp_path / "x.zy"  # the lettered set 'x.zy', 'x.zz' has no third name
+    with RawWriter(a, segment_size=512, mirror_paths=[b], hashes=("md5",)) as w:
+        w.write(data)
+    res = w.close()
+    ok, gone = res.details["copies"]
+    assert ok["complete"] and [Path(p).name for p in ok["paths"]] == [f"a.raw.{n:03d}" for n in (1, 2, 3, 4)]
+    assert not gone["complete"] and "'.zz'" in gone["error"] and gone["media_stored"] == 1024
+    assert [Path(p).name for p in gone["paths"]] == ["x.zy.partial", "x.zz.partial"]
+    assert b"".join(Path(p).read_bytes() for p in gone["paths"]) == data[:1024]
+    with forensimg.open(ok["paths"][0]) as img:
+        assert img.read() == data
+
+
 def test_raw_mirror_refuses_before_creating_any_copy(tmp_path):
     a = tmp_path / "x.raw"
     with pytest.raises(UsageError):
