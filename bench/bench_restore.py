@@ -13,7 +13,9 @@ Usage::
    read-back after that, which is the work forensimg restore does on top) and
    ``forensimg --no-custody restore E01 OUT.dd --confirm OUT.dd --json`` (chunk checks and decode,
    the stored hashes (MD5) while writing, fsync, page cache dropped, O_DIRECT read-back and compare).
-   Each output file is deleted and the file systems synced before the round.
+   Each output file is deleted and the file systems synced before the round. The CPU time (user,
+   system) of the tool's process is recorded too (``getrusage(RUSAGE_CHILDREN)``; for ewfexport only
+   ewfexport itself, not the sync or read-back after it).
 3. Both outputs must hash to the same media (checked once); the best and median wall times are reported
    with the ratio ewfexport/forensimg (above 1: forensimg is faster).
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -67,6 +70,12 @@ def drop_caches() -> None:
     """Write back the previous round's dirty pages, so that every round starts alike. (The page cache
     is not dropped system-wide: other work on the machine keeps its cache.)"""
     subprocess.run(["sync"], check=False)
+
+
+def _cpu_since(before: resource.struct_rusage) -> tuple[float, float]:
+    """(user, system) CPU seconds of the child processes that ended since ``before``."""
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return now.ru_utime - before.ru_utime, now.ru_stime - before.ru_stime
 
 
 def run_ewfexport(e01: Path, out_stem: Path) -> Path:
@@ -142,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         times[vname] = []
         times[vname + " write phase"] = []
     results: dict[str, dict[str, Any]] = {}
+    cpu: dict[str, list[tuple[float, float]]] = {"ewfexport": [], "forensimg": [], **{v: [] for v in variants}}
     checked = False
     result: dict[str, Any] = {}
     try:
@@ -153,9 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 drop_caches()
                 warm_cache(e01)  # both tools decode from the page cache
                 t0 = time.perf_counter()
+                ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 if name == "ewfexport":
                     out = run_ewfexport(e01, ewf_stem)
                     el = time.perf_counter() - t0
+                    cpu[name].append(_cpu_since(ru0))
                     # what forensimg restore does on top: make it durable, read it back from the disk
                     subprocess.run(["sync"], check=True)
                     times["ewfexport + sync"].append(time.perf_counter() - t0)
@@ -170,11 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     results[name] = result
                     out = fimg_out
                     el = time.perf_counter() - t0
+                    cpu[name].append(_cpu_since(ru0))
                     # the write phase: the process's wall time less its own read-back after the fsync
                     wname = "forensimg write phase (written + fsync)" if name == "forensimg" else name + " write phase"
                     times[wname].append(el - float(result["timings"]["readback_s"]))
                 times[name].append(el)
-                print(f"round {rnd + 1} {name:<10} {el:7.3f} s  {args.size / el / 1e6:7.1f} MB/s", flush=True)
+                print(f"round {rnd + 1} {name:<10} {el:7.3f} s  {args.size / el / 1e6:7.1f} MB/s  "
+                      f"CPU user {cpu[name][-1][0]:.2f} s sys {cpu[name][-1][1]:.2f} s", flush=True)
                 if not checked and name.startswith("forensimg"):
                     want = file_digest(raw)
                     got = file_digest(out)
@@ -188,18 +202,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not ts:
             continue
         stats = Stats.of(ts)
-        rows.append({"method": name, "best_s": stats.best, "median_s": stats.median,
-                     "mb_s_best": args.size / stats.best / 1e6, "rounds": ts})
+        row: dict[str, Any] = {"method": name, "best_s": stats.best, "median_s": stats.median,
+                               "mb_s_best": args.size / stats.best / 1e6, "rounds": ts}
+        if cpu.get(name):
+            row["cpu_user_sys_s"] = cpu[name]
+            row["cpu_median_s"] = sorted(u + s for u, s in cpu[name])[len(cpu[name]) // 2]
+        rows.append(row)
+    result = results.get("forensimg", result)  # the default's, not the last variant's
     ratio = min(times["ewfexport"]) / min(times["forensimg"])
     wratio = min(times["ewfexport + sync"]) / min(times["forensimg write phase (written + fsync)"])
     print()
-    print(markdown_table(["method", "best s", "median s", "MB/s (best)"], "lrrr",
-                         ([r["method"], f"{r['best_s']:.3f}", f"{r['median_s']:.3f}", f"{r['mb_s_best']:.0f}"]
+    print(markdown_table(["method", "best s", "median s", "MB/s (best)", "CPU s (median)"], "lrrrr",
+                         ([r["method"], f"{r['best_s']:.3f}", f"{r['median_s']:.3f}", f"{r['mb_s_best']:.0f}",
+                           f"{r['cpu_median_s']:.2f}" if "cpu_median_s" in r else ""]
                           for r in rows)))  # fmt: skip
-    print(f"\nratio ewfexport/forensimg (best): {ratio:.2f}x; write phase, ewfexport+sync / forensimg written+fsync"
+    mratio = Stats.of(times["ewfexport"]).median / Stats.of(times["forensimg"]).median
+    print(f"\nratio ewfexport/forensimg (best): {ratio:.2f}x, (median): {mratio:.2f}x; write phase, "
+          "ewfexport+sync / forensimg written+fsync"
           f" (best): {wratio:.2f}x; forensimg status {result.get('status')}, read-back {result.get('readback_method')}")
     if args.json_out:
         report = {"size": args.size, "seed": args.seed, "e01": str(e01), "rows": rows, "ratio": ratio,
+                  "median_ratio": mratio,
                   "write_phase_ratio": wratio, "variants": {k: v for k, v in variants.items()},
                   "timings": {k: r.get("timings") for k, r in results.items()},
                   "forensimg_result": {k: result.get(k) for k in ("status", "readback_method", "written_hashes")},

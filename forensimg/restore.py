@@ -943,8 +943,8 @@ class _Writer(threading.Thread):
                 try:
                     k = os.pwritev(self.fd, [view[done:aligned]], offset + done)
                 except OSError as exc:
-                    if exc.errno == errno.EINVAL and self.direct_bytes == 0:
-                        break  # O_DIRECT accepted by open/fcntl but not by the writes: buffered from here
+                    if exc.errno == errno.EINVAL:
+                        break  # O_DIRECT accepted by fcntl but this write refused (alignment): buffered from here
                     raise WriteError(f"cannot write destination '{self.dest}': {exc.strerror}", path=self.dest,
                                      offset=offset + done, errno_=exc.errno) from None
                 if k <= 0:
@@ -1274,6 +1274,8 @@ def _restore(
             writer.submit(cur, submitted, fill)
             submitted += fill
             cur, fill = None, 0
+            if verifier.error is not None:  # the read-back failed (EIO ...): stop writing now
+                raise verifier.error
             progress("write", submitted, size)
 
         def put(data: bytes) -> None:
