@@ -52,3 +52,15 @@ def test_fimg_stores_probed_chunks_raw(tmp_path: Path) -> None:
     for method in ("zlib", "zstd"):
         assert sizes["text", method] < sizes["random", method] - CS // 2  # text is deflated
         assert sizes["mixed", method] == sizes["random", method]  # stored raw, like random data
+
+
+def test_thousands_of_tiny_records_never_pass_iov_max(tmp_path: Path) -> None:
+    """Zero chunks are stored in a few bytes, so one flush would gather more buffers than ``writev`` takes
+    (IOV_MAX 1024) if the writers placed whole runs without flushing first."""
+    data = bytes(5000 * 8192) + TEXT
+    for name, make, cs in (("z.E01", create_e01, 8192), ("z.fimg", create_fimg, 4096)):  # the smallest chunks
+        w = make(tmp_path / name, chunk_size=cs)
+        w.write(data)
+        w.close()
+        with forensimg.open(tmp_path / name) as img:
+            assert img.read() == data

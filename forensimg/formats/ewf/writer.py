@@ -37,8 +37,9 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from itertools import accumulate
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from forensimg.compressibility import looks_incompressible
 from forensimg.errors import UsageError, WriteError
@@ -103,7 +104,7 @@ _FLAG_PHYSICAL = 0x02
 _BATCH_BYTES = 1 << 20  # media bytes per compression job
 _FLUSH_BYTES = 8 << 20  # buffered output written with one writev
 _SYNC_BYTES = 64 << 20  # written bytes between background syncs (with fsync)
-_IOV_MAX = 1000  # below Linux IOV_MAX (1024): up to two entries are added per check
+_IOV_MAX = 1000  # below Linux IOV_MAX (1024): flushed before a chunk (2 entries) or a run would pass it
 
 _le_u32 = struct.Struct("<I")
 
@@ -132,10 +133,36 @@ def _compressor(compression: str) -> tuple[Compressor | None, str]:
 _Stored = tuple[memoryview | bytes, bytes | None]
 
 
+class _Run(NamedTuple):
+    """Encoded chunks of one pool job, with what :meth:`EWFWriter._place` needs to place them at once."""
+
+    stored: list[_Stored]
+    iov: list[memoryview | bytes]  # payloads and Adler-32 trailers in file order
+    lengths: list[int]  # stored bytes per chunk (trailer included)
+    flags: list[int]  # table entry flag per chunk: bit 31 for a compressed chunk (ewf-notes §4.1)
+    total: int
+
+    @staticmethod
+    def of(stored: list[_Stored]) -> _Run:
+        iov: list[memoryview | bytes] = []
+        lengths = []
+        flags = []
+        for payload, trailer in stored:
+            iov.append(payload)
+            if trailer is None:
+                lengths.append(len(payload))
+                flags.append(0x80000000)
+            else:
+                iov.append(trailer)
+                lengths.append(len(payload) + 4)
+                flags.append(0)
+        return _Run(stored, iov, lengths, flags, sum(lengths))
+
+
 def _encode_batch(
     data: bytes, start: int, stop: int, chunk_size: int, compress: Compressor | None, zero: bytes, zero_stored: bytes,
     probe: bool = False,
-) -> list[_Stored]:
+) -> _Run:
     """Encode the chunks of ``data[start:stop]`` (runs on a pool thread; zlib/isal release the GIL).
 
     ``probe``: store a chunk raw without deflating it when a sample of it does not compress
@@ -159,7 +186,7 @@ def _encode_batch(
                 out.append((c, None))
                 continue
         out.append((view, pack(adler(view))))
-    return out
+    return _Run.of(out)
 
 
 def _with_checksum(raw: bytes | bytearray) -> bytes:
@@ -327,7 +354,7 @@ class EWFWriter(ImageWriter):
             )
         n = threads if threads is not None else min(os.cpu_count() or 1, 8)
         self.threads = max(1, int(n))
-        self._inflight: deque[Future[list[_Stored]]] = deque()
+        self._inflight: deque[Future[_Run]] = deque()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="forensimg-ewf")
         self._max_inflight = max(8, 4 * self.threads)  # batches of 1 MiB: bounds memory, rides out slow writes
         self._pending = bytearray()
@@ -517,7 +544,41 @@ class EWFWriter(ImageWriter):
         if self._group_base is None:
             self._open_group()
 
-    def _place(self, stored: list[_Stored]) -> None:
+    def _place(self, run: _Run) -> None:
+        """Append a pool job's encoded chunks; a run that fits the open group and segment whole is placed
+        at once (its table entries follow from the stored lengths), any other chunk by chunk."""
+        base = self._group_base
+        n = len(run.lengths)
+        entries = self._group_entries
+        pos = self._seg_pos
+        if (
+            base is None
+            or len(entries) + n > MAX_TABLE_ENTRIES
+            or pos + run.total - base > _MAX_GROUP_BYTES
+            or pos + run.total + 2 * (_TABLE_FIXED + 4) + 8 * (len(entries) + n)
+            + self._closing_reserve(len(self._unreadable)) > self.segment_size
+        ):
+            self._place_each(run.stored)
+            return
+        if len(self._iov) + len(run.iov) > _IOV_MAX:
+            self._flush()  # one writev takes at most IOV_MAX buffers
+        rel = pos - base
+        ends = list(accumulate(run.lengths, initial=rel))
+        entries.extend([e | f for e, f in zip(ends, run.flags, strict=False)])
+        self._iov.extend(run.iov)
+        mark = self._iov_bytes - rel
+        cs = self.chunk_size
+        self._iov_marks.extend([(mark + e, cs) for e in ends[1:]])
+        self._seg_pos = pos + run.total
+        self._iov_bytes += run.total
+        self._seg_chunks += n
+        self._chunk_count += n
+        if self._chunk_count > 0xFFFFFFFF:
+            raise WriteError("more than 2^32 - 1 chunks: use a larger chunk size", path=self.path)
+        if self._iov_bytes >= _FLUSH_BYTES or len(self._iov) >= _IOV_MAX:
+            self._flush()
+
+    def _place_each(self, stored: list[_Stored]) -> None:
         """Append encoded chunks to the output, in order, starting groups and segments as needed.
 
         Sizing (ewf-notes §7): a chunk goes into the current segment only if the segment can still take

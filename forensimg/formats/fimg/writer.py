@@ -73,7 +73,7 @@ __all__ = ["FimgWriter", "resume_writer"]
 _BIG = sys.byteorder == "big"
 _ZLIB_DEFAULT_LEVEL = 1
 _FLUSH_BYTES = 4 << 20  # queued output written with one writev
-_IOV_MAX = 1000  # below Linux IOV_MAX (1024); one append adds at most two entries
+_IOV_MAX = 1000  # below Linux IOV_MAX (1024): flushed before a record (2 entries) or a run would pass it
 _ZSTD_DEFAULT_LEVEL = 1
 _RESUME_OPTIONS = {
     "sync", "workers", "checkpoint_interval", "compression", "compression_level", "custody_event", "compute_hashes",
@@ -467,6 +467,8 @@ class FimgWriter(ImageWriter):
         ):
             # fast path: the whole run fits before the next checkpoint and in this segment; its record
             # offsets follow from the sizes (no per-record calls)
+            if len(self._iov) + len(job.iov) > _IOV_MAX:
+                self._flush()  # one writev takes at most IOV_MAX buffers
             base = self._seg_off
             seg = len(self._paths) << 48  # a location (spec §4.4)
             ends = list(accumulate(job.sizes, initial=0))
