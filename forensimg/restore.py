@@ -1,15 +1,22 @@
 """Sector-level restore: the media of an image written back onto a block device or a file, then verified.
 
 :func:`restore` writes the media of any image (raw, split raw, E01, fimg) front to back onto a
-destination, sector for sector, and then reads the written range back *from the device* and compares its
-hashes with the hashes computed while writing and with the hashes stored in the image:
+destination, sector for sector, reads the written range back *from the device* and compares its hashes
+with the reference: the hashes stored in the image, or, where it stores none (or for an algorithm asked
+for that it does not store), the hashes of what was written, computed while writing:
 
 * every chunk is checked (Adler-32, SHA-256, ...) **before** it is written; a chunk that fails its check
   stops the restore before a byte of it reaches the destination (:class:`RestoreStoppedError`), unless
   ``zero_fill=True``, which writes zeros for it and lists it;
 * ranges the image records as unreadable at acquisition are written as zeros and listed;
-* the read-back of a block device bypasses the page cache (``BLKFLSBUF`` + ``posix_fadvise(DONTNEED)``,
-  then ``O_DIRECT`` reads into page-aligned buffers), so the hashes come from the device itself.
+* the destination is written with ``O_DIRECT`` from reused page-aligned buffers (buffered where it refuses
+  ``O_DIRECT``), and read back with ``O_DIRECT`` block by block right behind the writer (the kernel writes
+  back any dirty page of a range before an ``O_DIRECT`` read of it), so the hashes come from the device,
+  not the page cache, and the read-back overlaps the writing; the final ``fsync`` (and ``BLKFLSBUF``)
+  surfaces any late write error;
+* a mismatch with a stored hash that was not computed while writing is located by hashing the media
+  again from the image: the report then says whether the image disagrees with its own stored hash or the
+  destination returned other bytes than were written.
 
 Safeguards (each one recorded in :attr:`RestoreResult.safeguards`; a refusal raises
 :class:`~forensimg.errors.WriteBlockError`, exit 5): the destination must be named again in ``confirm``;
