@@ -78,6 +78,15 @@ class SegmentSet:
     def __len__(self) -> int:
         return len(self.paths)
 
+    @property
+    def fds(self) -> list[int]:
+        """The open file descriptors, in segment order, for a caller's own :func:`os.pread` on a hot path.
+
+        The same list object for the life of the set; :meth:`close` empties it in place, so a reference
+        kept by a reader sees no descriptor (``IndexError``) rather than a closed, possibly reused one.
+        """
+        return self._fds
+
     def pread(self, index: int, offset: int, length: int) -> bytes:
         """Read up to ``length`` bytes at ``offset`` of segment ``index`` (short only at its end).
 
@@ -142,7 +151,8 @@ class SegmentSet:
 
     def close(self) -> None:
         """Close every file. Safe to call twice."""
-        fds, self._fds = self._fds, []
+        fds = list(self._fds)
+        self._fds.clear()
         for fd in fds:
             try:
                 os.close(fd)

@@ -266,8 +266,8 @@ def _zstd_decompress(data: bytes | memoryview, n: int) -> bytes:
 def _zlib_decompress(data: bytes | memoryview, n: int) -> bytes:
     d = ZLIB.decompressobj()
     out: bytes = d.decompress(data, n)
-    if d.unconsumed_tail or not d.eof:
-        raise ValueError("zlib stream longer than the chunk or truncated")
+    if d.unconsumed_tail or d.unused_data or not d.eof:  # spec §4.2: "nothing left over"
+        raise ValueError("zlib stream longer than the chunk, truncated, or followed by other bytes")
     return out
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
+import os
 import sys
 import threading
 import uuid as uuidlib
+import zlib
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,22 +26,31 @@ from construct import ConstructError
 
 from forensimg.errors import ChecksumError, FormatError, UnsupportedFormatError
 from forensimg.formats.fimg.layout import (
+    DECOMPRESSORS,
+    FLAG_COMPRESSED,
+    FLAG_ZERO,
     FOOTER_SIZE,
     HEADER_SIZE,
+    M_ZLIB,
     MAX_CHUNK_SIZE,
     MAX_METADATA_SIZE,
     MIN_CHUNK_SIZE,
+    RECORD,
     RECORD_SIZE,
+    T_CHUNK,
     T_DIGESTS,
     T_INDEX,
     T_METADATA,
     T_TOP,
+    ZLIB,
     ChunkFault,
     decode_chunk,
     drop_torn,
     find_segments,
     parse_record,
     split_location,
+    zero_digest,
+    zeros,
 )
 from forensimg.formats.fimg.recover import Walk, walk_records
 from forensimg.formats.fimg.structs import FOOTER, FOOTER_MAGIC, HEADER
@@ -61,7 +71,11 @@ __all__ = ["FimgImage", "open_image", "parse_headers", "read_chunk_at", "read_fo
 
 _BIG = sys.byteorder == "big"
 _LOC_MASK = (1 << 48) - 1
-_STORED = struct.Struct("<Q")  # record header offset 16: stored length
+_RECORD_UNPACK = RECORD.unpack_from
+_pread = os.pread
+_crc32 = zlib.crc32
+_sha256 = hashlib.sha256
+_zlib_decompressobj = ZLIB.decompressobj
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 
 
@@ -281,6 +295,11 @@ class FimgImage(Image):
             self._segs.close()
             raise
         super().__init__(self._info_built, zero_fill=zero_fill, cache_chunks=32)
+        # what every chunk read needs, in one attribute (each attribute lookup on an io subclass costs
+        # about as much as a dict lookup): none of it changes after opening; fds is emptied at close
+        cs = self._chunk_size
+        self._hot = (cs, self._size, self._locations, len(self._locations), self._leaves, self._segs.fds,
+                     self._stored, zeros(cs), zero_digest(cs))
 
     # -- opening ----------------------------------------------------------------------------------
 
@@ -448,29 +467,67 @@ class FimgImage(Image):
         return self._leaves[32 * index : 32 * index + 32]
 
     def _read_chunk(self, index: int) -> bytes:
-        cs = self._chunk_size
-        length = min(cs, self._size - index * cs)
-        locs = self._locations
+        # The hot path of every read: one pread of the record (header and data together), then the
+        # checks of spec §4.2 inlined for a well-formed record. Anything unusual (a short read, a bad
+        # field, a digest mismatch, undecodable data) goes through read_chunk_at / decode_chunk, which
+        # apply the same rules again and raise a ChunkFault naming what failed, the chunk, its media
+        # range, the segment file and the offset.
+        cs, size, locs, count, leaves, fds, checked, zero_chunk, zero_sha = self._hot
+        length = size - index * cs
+        if length > cs:
+            length = cs
         loc = locs[index]
-        seg, off = loc >> 48, loc & _LOC_MASK  # spec §4.4
-        segs = self._segs
-        if not 1 <= seg <= len(segs.paths) or off < HEADER_SIZE:
-            return read_chunk_at(segs, loc, index, length, cs, self._leaf(index))[0]  # reports the bad entry
         # Read no further than the next chunk's record when it follows in the same segment: a zero chunk
         # then costs 64 bytes, a compressed one its stored size.
         span = RECORD_SIZE + length
-        if index + 1 < len(locs):
+        if index + 1 < count:
             nxt = locs[index + 1]
             if loc < nxt < loc + span:
                 span = nxt - loc
-        leaves = self._leaves
-        leaf = leaves[32 * index : 32 * index + 32] if leaves is not None else None
-        buf = segs.pread(seg - 1, off, span)
-        data = decode_chunk(buf, index, length, path=segs.paths[seg - 1], offset=off, media_start=index * cs,
-                            leaf=leaf)[0]
-        if leaves is not None:  # checked against the digest table: the record walk need not read it again
-            self._stored[index] = _STORED.unpack_from(buf, 16)[0] + 1
-        return data
+        seg = loc >> 48  # spec §4.4
+        off = loc & _LOC_MASK
+        buf = b""
+        if seg and off >= HEADER_SIZE:
+            try:
+                buf = _pread(fds[seg - 1], span, off)
+            except (OSError, IndexError):  # read again below, which names the file and the error
+                buf = b""
+        if len(buf) >= RECORD_SIZE:
+            rtype, flags, method, reserved, number, stored, decoded, digest, crc = _RECORD_UNPACK(buf)
+            if (
+                crc == _crc32(buf[:60]) and number == index and rtype == T_CHUNK and decoded == length
+                and not reserved and (leaves is None or leaves.startswith(digest, 32 * index))
+            ):
+                data: bytes | None = None
+                if flags == FLAG_ZERO:
+                    if not stored and not method and digest == (zero_sha if length == cs else zero_digest(length)):
+                        data = zero_chunk if length == cs else zeros(length)
+                elif not flags:
+                    if not method and stored == length and len(buf) >= RECORD_SIZE + length:
+                        data = buf[RECORD_SIZE : RECORD_SIZE + length]
+                        if _sha256(data).digest() != digest:
+                            data = None
+                elif flags == FLAG_COMPRESSED and 0 < stored < length and len(buf) >= RECORD_SIZE + stored:
+                    try:
+                        if method == M_ZLIB:
+                            d = _zlib_decompressobj()
+                            data = d.decompress(buf[RECORD_SIZE : RECORD_SIZE + stored], length)
+                            if d.unconsumed_tail or d.unused_data or not d.eof:  # "nothing left over"
+                                data = None
+                        else:
+                            dec = DECOMPRESSORS.get(method)
+                            if dec is not None:
+                                data = dec(buf[RECORD_SIZE : RECORD_SIZE + stored], length)
+                    except Exception:  # undecodable: diagnosed below
+                        data = None
+                    if data is not None and (len(data) != length or _sha256(data).digest() != digest):
+                        data = None
+                if data is not None:
+                    if leaves is not None:  # checked against the digest table: the record walk need not read it again
+                        checked[index] = stored + 1
+                    return data
+        # the full, diagnosing check: raises for a bad record (or returns the data if a retried read is whole)
+        return read_chunk_at(self._segs, loc, index, length, cs, self._leaf(index), span)[0]
 
     def _close_files(self) -> None:
         self._segs.close()
