@@ -15,9 +15,12 @@ of the bytes of the good copies, file by file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import mmap
 import os
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,6 +66,7 @@ class Copy:
     position_at_failure: int | None = None
     fd: int | None = field(default=None, repr=False)
     pos: int = field(default=0, repr=False)  # bytes written to the current segment
+    dfd: int | None = field(default=None, repr=False)  # O_DIRECT descriptor of the segment (direct mode)
 
     @property
     def alive(self) -> bool:
@@ -97,11 +101,15 @@ class OutputSet:
         media_bytes: the bytes appended are the media themselves (raw): a copy counts every byte that
             reached it (:attr:`Copy.media` to the byte, even inside a write that failed part-way) and
             ``marks`` are not needed.
+        direct: append with ``O_DIRECT`` where the file system allows it (not with ``media_bytes``): the
+            bytes are gathered in page-aligned buffers and written in aligned blocks by a helper thread,
+            bypassing the page cache; the unaligned end goes through an ordinary descriptor whenever the
+            set syncs, patches or closes (see :class:`_Stage`).
     """
 
     def __init__(self, bases: Sequence[Path], namer: Namer, check: Callable[[Path], None] | None = None,
                  position: Callable[[], int] | None = None, *, hash_segments: bool = False,
-                 media_bytes: bool = False) -> None:
+                 media_bytes: bool = False, direct: bool = False) -> None:
         if not bases:
             raise ValueError("an output set needs at least one copy")
         self.copies = [Copy(Path(b)) for b in bases]
@@ -118,6 +126,7 @@ class OutputSet:
         self._seg_hashed = 0
         self._hash_pool: ThreadPoolExecutor | None = None
         self._hash_job: Future[None] | None = None
+        self._stage: _Stage | None = _Stage() if direct and not media_bytes else None
         self.segment_sha256: dict[Path, str] = {}
         """SHA-256 (hex) of every closed segment file whose whole content this set wrote, per path, for
         every copy alive when the segment was closed (with ``hash_segments``). Every live copy receives the
@@ -146,6 +155,9 @@ class OutputSet:
         if c.fd is not None:
             self._graveyard.append(c.fd)
             c.fd = None
+        if c.dfd is not None:
+            self._graveyard.append(c.dfd)
+            c.dfd = None
         if any(o.error is None for o in self.copies):
             log.warning("copy %s dropped, the other copies go on: %s", c.base, exc)
 
@@ -193,7 +205,11 @@ class OutputSet:
             c.fd = fd
             c.paths.append(p)
             c.pos = 0
+            if self._stage is not None:
+                c.dfd = _open_direct(p)
         self._raise_if_all_failed()
+        if self._stage is not None:
+            self._stage.reset(0)
         if self._hash_segments:
             self._seg_hash = hashlib.sha256()
             self._seg_hashed = 0
@@ -205,9 +221,24 @@ class OutputSet:
         c.fd = fd
         c.pos = pos
         self._seg_hash = None  # bytes written before the resume were not seen here: not vouched for
+        if self._stage is not None:
+            c.dfd = _open_direct(c.paths[-1])
+            # direct writes start at a block boundary: the stage begins with the file's last partial block
+            start = pos - pos % _ALIGN
+            with open(c.paths[-1], "rb") as f:
+                f.seek(start)
+                head = f.read(pos - start)
+            if len(head) != pos - start:
+                raise WriteError(f"'{c.paths[-1]}' is shorter than {pos} bytes", path=c.paths[-1], offset=pos)
+            self._stage.reset(start, head)
 
     def close_segment(self) -> None:
         """Close the current segment of every copy (and the files of dropped copies)."""
+        if self._stage is not None and self.is_open:
+            try:
+                self._drain_stage()
+            except WriteError:
+                pass  # every copy failed: each has its error; the files are closed below
         h, self._seg_hash = self._seg_hash, None
         if h is not None:
             self._wait_hash()
@@ -223,12 +254,17 @@ class OutputSet:
             fd, c.fd = c.fd, None
             if fd is not None:
                 os.close(fd)
+            dfd, c.dfd = c.dfd, None
+            if dfd is not None:
+                os.close(dfd)
         graveyard, self._graveyard = self._graveyard, []
         for fd in graveyard:
             os.close(fd)
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+        if self._stage is not None:
+            self._stage.close()
 
     @property
     def is_open(self) -> bool:
@@ -256,6 +292,9 @@ class OutputSet:
                 self._hash_pool = ThreadPoolExecutor(1, thread_name_prefix="forensimg-seghash")
             self._hash_job = self._hash_pool.submit(_hash_update, self._seg_hash, tuple(iov))
             self._seg_hashed += total
+        if self._stage is not None:
+            self._stage_append(iov, total, marks)
+            return
         live = self.live
         fds = [c.fd for c in live]
         if len(live) == 1:
@@ -291,6 +330,10 @@ class OutputSet:
             WriteError: every copy has failed.
         """
         live = self.live
+        if self._stage is not None and live and (segment is None or segment == len(live[0].paths)):
+            self._drain_stage()
+            self._stage.patch(data, offset)  # its unaligned end is written again with the next block
+            live = self.live
         if live:
             idx0 = len(live[0].paths) if segment is None else segment
             if idx0 == len(live[0].paths):
@@ -335,11 +378,16 @@ class OutputSet:
         Raises:
             WriteError: every copy has failed.
         """
+        if self._stage is not None:
+            self._drain_stage()
         self.apply_sync_results(_sync_all(self._sync_targets(), data_only))
 
     def sync_job(self, *, data_only: bool = True) -> Callable[[], list[tuple[int, OSError]]]:
         """A function that syncs the current segment of every live copy, for a helper thread; hand its
-        result to :meth:`apply_sync_results` in the writing thread (copies are dropped only there)."""
+        result to :meth:`apply_sync_results` in the writing thread (copies are dropped only there).
+        Everything appended so far is in the files before this returns (direct mode writes it out)."""
+        if self._stage is not None:
+            self._drain_stage()
         targets = self._sync_targets()
         return lambda: _sync_all(targets, data_only)
 
@@ -386,6 +434,96 @@ class OutputSet:
             if d not in seen:
                 seen.add(d)
                 fsync_dir(d)
+
+    # -- direct mode (O_DIRECT appends through page-aligned buffers) ------------------------------
+
+    def _stage_append(self, iov: Sequence[Buffer], total: int, marks: Sequence[tuple[int, int]]) -> None:
+        st = self._stage
+        assert st is not None
+        base = st.end
+        st.marks.extend((base + end, m) for end, m in marks)
+        for b in iov:
+            view = memoryview(b).cast("B")
+            while view:
+                n = st.put(view)
+                view = view[n:]
+                if st.full:
+                    self._write_stage(final=False)
+
+    def _write_stage(self, *, final: bool) -> None:
+        """Hand the stage's whole blocks to the helper thread (``final``: also write its unaligned end,
+        through the ordinary descriptors, and wait for everything)."""
+        st = self._stage
+        assert st is not None
+        self._collect_stage()
+        live = self.live
+        block, off, n = st.take_blocks()
+        if n:
+            jobs = [(c, c.dfd if c.dfd is not None else c.fd) for c in live]
+            if st.pool is None:
+                st.pool = ThreadPoolExecutor(1, thread_name_prefix="forensimg-direct")
+            st.pending = (st.pool.submit(_write_blocks, [fd for _, fd in jobs], block, off, n),
+                          [c for c, _ in jobs], off, n)
+        if final:
+            self._collect_stage()
+            tail, toff = st.tail()
+            if tail:
+                results: list[tuple[Copy, int, OSError | None]] = []
+                for c in self.live:
+                    assert c.fd is not None
+                    try:
+                        _pwrite_all(c.fd, tail, toff)
+                        results.append((c, len(tail), None))
+                    except OSError as exc:
+                        results.append((c, 0, exc))
+                self._apply_stage_results(results, toff, len(tail))
+
+    def _collect_stage(self) -> None:
+        st = self._stage
+        assert st is not None
+        pending, st.pending = st.pending, None
+        if pending is None:
+            return
+        fut, copies, off, n = pending
+        outcome = fut.result()
+        results: list[tuple[Copy, int, OSError | None]] = []
+        for c, (done, err) in zip(copies, outcome, strict=True):
+            if err is not None and err.errno == errno.EINVAL and c.dfd is not None:
+                # the file system refused O_DIRECT after all: this copy goes on through its ordinary
+                # descriptor, from where the direct write stopped
+                os.close(c.dfd)
+                c.dfd = None
+                assert c.fd is not None
+                try:
+                    _pwrite_all(c.fd, st.view(off + done, off + n), off + done)
+                    done, err = n, None
+                except OSError as exc:
+                    err = exc
+            results.append((c, done, err))
+        self._apply_stage_results(results, off, n)
+
+    def _apply_stage_results(self, results: list[tuple[Copy, int, OSError | None]], off: int, n: int) -> None:
+        st = self._stage
+        assert st is not None
+        gained = st.media_to(off + n)
+        for c, done, err in results:
+            if c.error is not None:
+                continue
+            if err is not None:
+                c.media += st.media_to(off + done)
+                c.pos = off + done
+                p = c.paths[-1]
+                self._drop(c, WriteError(f"cannot write '{p}': {err.strerror}", path=p, offset=off + done,
+                                         errno_=err.errno), p, off + done)
+                continue
+            c.pos = max(c.pos, off + n)
+            c.media += gained
+        st.commit_media(off + n)
+        self._raise_if_all_failed()
+
+    def _drain_stage(self) -> None:
+        """Everything appended so far into the files of every live copy."""
+        self._write_stage(final=True)
 
     def _wait_hash(self) -> None:
         job, self._hash_job = self._hash_job, None
@@ -447,3 +585,122 @@ def copy_bases(path: Path, mirror_paths: Sequence[str | os.PathLike[str]]) -> li
             raise UsageError(f"'{b}' is named twice as a copy of the image", path=b)
         seen.add(key)
     return bases
+
+
+_ALIGN = 4096  # O_DIRECT alignment of buffers, offsets and lengths (the largest logical block size in use)
+_STAGE_BYTES = 4 << 20  # bytes gathered before a direct write
+
+
+def _open_direct(path: Path) -> int | None:
+    """An ``O_DIRECT`` write descriptor on ``path``, or ``None`` where the file system refuses it (tmpfs)."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+    except (OSError, AttributeError):
+        return None
+
+
+def _write_blocks(fds: Sequence[int | None], block: memoryview, off: int, n: int) -> list[tuple[int, OSError | None]]:
+    """Write ``block[:n]`` at ``off`` to every descriptor (helper thread): (bytes written, error) each."""
+    out: list[tuple[int, OSError | None]] = []
+    for fd in fds:
+        done = 0
+        try:
+            assert fd is not None
+            while done < n:
+                w = os.pwrite(fd, block[done:n], off + done)
+                if w <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                done += w
+            out.append((done, None))
+        except OSError as exc:
+            out.append((done, exc))
+    return out
+
+
+class _Stage:
+    """Two page-aligned buffers for direct mode: bytes are gathered in one while the helper thread writes
+    the other's whole blocks. The unaligned end of the data stays at the start of the next buffer, so each
+    direct write starts at a block boundary of the file (the end is written again as part of the next
+    block, after an ordinary write of it at a sync)."""
+
+    def __init__(self) -> None:
+        self._bufs = [mmap.mmap(-1, _STAGE_BYTES + _ALIGN), mmap.mmap(-1, _STAGE_BYTES + _ALIGN)]
+        self._cur = 0
+        self.len = 0  # bytes in the current buffer
+        self.off = 0  # file offset of the current buffer's first byte (a multiple of _ALIGN)
+        self.pool: ThreadPoolExecutor | None = None
+        self.pending: tuple[Future[list[tuple[int, OSError | None]]], list[Copy], int, int] | None = None
+        self.marks: deque[tuple[int, int]] = deque()  # (end offset in the file, media bytes) not yet counted
+        self._handed = 0
+        self._handed_off = 0
+
+    @property
+    def end(self) -> int:
+        """File offset just past the bytes appended so far."""
+        return self.off + self.len
+
+    @property
+    def full(self) -> bool:
+        return self.len >= _STAGE_BYTES
+
+    def reset(self, off: int, head: bytes = b"") -> None:
+        """Start at file offset ``off`` (aligned) with ``head`` (the file's bytes from ``off``) already in place."""
+        self.off = off
+        self.len = len(head)
+        self._bufs[self._cur][: self.len] = head
+        self.marks.clear()
+
+    def put(self, view: memoryview) -> int:
+        n = min(len(view), _STAGE_BYTES + _ALIGN - self.len)
+        self._bufs[self._cur][self.len : self.len + n] = view[:n]
+        self.len += n
+        return n
+
+    def take_blocks(self) -> tuple[memoryview, int, int]:
+        """The current buffer's whole blocks for writing (its file offset and length); the rest moves to the
+        other buffer, which becomes current. The buffer handed out is not touched until the next call."""
+        n = self.len - self.len % _ALIGN
+        buf = self._bufs[self._cur]
+        off = self.off
+        self._handed, self._handed_off = self._cur, off
+        if n:
+            other = self._bufs[1 - self._cur]
+            rest = self.len - n
+            other[:rest] = buf[n : self.len]
+            self._cur = 1 - self._cur
+            self.off += n
+            self.len = rest
+        return memoryview(buf), off, n
+
+    def tail(self) -> tuple[bytes, int]:
+        """The unaligned end (kept in the buffer) and its file offset."""
+        return bytes(self._bufs[self._cur][: self.len]), self.off
+
+    def view(self, start: int, stop: int) -> bytes:
+        """File bytes ``[start, stop)`` of the blocks last handed out (for a fallback write)."""
+        return bytes(self._bufs[self._handed][start - self._handed_off : stop - self._handed_off])
+
+    def patch(self, data: Buffer, offset: int) -> None:
+        """Apply an in-place write at file ``offset`` to the bytes still held (they are written again)."""
+        lo = max(offset, self.off)
+        hi = min(offset + len(data), self.end)
+        if lo < hi:
+            self._bufs[self._cur][lo - self.off : hi - self.off] = memoryview(data).cast("B")[lo - offset : hi - offset]
+
+    def media_to(self, end: int) -> int:
+        """Media bytes of the records not yet counted that end at or before file offset ``end``."""
+        total = 0
+        for e, m in self.marks:
+            if e > end:
+                break
+            total += m
+        return total
+
+    def close(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def commit_media(self, end: int) -> None:
+        while self.marks and self.marks[0][0] <= end:
+            self.marks.popleft()

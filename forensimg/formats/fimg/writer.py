@@ -77,7 +77,7 @@ _IOV_MAX = 1000  # below Linux IOV_MAX (1024): flushed before a record (2 entrie
 _ZSTD_DEFAULT_LEVEL = 1
 _RESUME_OPTIONS = {
     "sync", "workers", "checkpoint_interval", "compression", "compression_level", "custody_event", "compute_hashes",
-    "case", "source", "sector_size", "chunk_size", "hashes", "segment_size", "overwrite", "acquired_at",
+    "case", "source", "sector_size", "chunk_size", "hashes", "segment_size", "overwrite", "acquired_at", "direct",
 }
 
 
@@ -129,6 +129,8 @@ class FimgWriter(ImageWriter):
             fails is dropped (its files hold a prefix of the others', checkpoints included, so it can be
             resumed on its own); the writer raises only when every copy failed. Per-copy results are in
             ``WriteResult.details["copies"]``. The metadata lists the first copy's segment names.
+        direct: write the segments with ``O_DIRECT`` where the file system supports it (default), bypassing
+            the page cache (:class:`~forensimg.outputs.OutputSet`); ``False`` for ordinary writes.
         **kwargs: see :class:`~forensimg.writer.ImageWriter` (``hashes`` defaults to ``sha256``).
 
     Raises:
@@ -151,6 +153,7 @@ class FimgWriter(ImageWriter):
         custody_event: Mapping[str, Any] | None = None,
         sync: str = "background",
         mirror_paths: Sequence[str | os.PathLike[str]] = (),
+        direct: bool = True,
         _resume: _ResumeState | None = None,
         **kwargs: Any,
     ) -> None:
@@ -158,8 +161,10 @@ class FimgWriter(ImageWriter):
         super().__init__(path, **kwargs)
         # fimg is append-only (spec §5): each segment file is exactly the bytes appended to it, so its
         # SHA-256 is computed while writing (``details["segment_sha256"]``) instead of re-reading it
+        # O_DIRECT appends (where the file system allows them): 400 MB through the page cache cost this VM
+        # 0.7-1.0 CPU-s per acquisition (most of it first-touch of fresh page-cache pages), direct 0.03 s
         self._out = OutputSet(copy_bases(self.path, mirror_paths), segment_name, self._check_target,
-                              lambda: self._pos, hash_segments=True)
+                              lambda: self._pos, hash_segments=True, direct=direct)
         check_chunk_size(chunk_size)
         if self.sector_size < 256 or self.sector_size > chunk_size:
             raise UsageError(f"fimg sector size must be 256..chunk size, not {self.sector_size}")
