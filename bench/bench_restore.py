@@ -27,7 +27,8 @@ the restore measures itself: ``timings.readback_s`` in ``--json``); compare it w
 process with one setting changed: ``workers=N`` (chunk decode threads, ``Image.scan_chunks``),
 ``window=SIZE`` (read back behind the writer in windows of SIZE, ``forensimg.restore.VERIFY_WINDOW``;
 ``window=0``: read back after the final ``fsync``, the default before 2026-11-28 08:00 UTC), ``direct=0``
-(buffered writes instead of ``O_DIRECT``, ``forensimg.restore.DIRECT_WRITE``), ``block=SIZE`` (write size).
+(buffered writes instead of ``O_DIRECT``, ``forensimg.restore.DIRECT_WRITE``), ``buffers=N`` (reused
+buffers per side, ``forensimg.restore.BUFFERS``), ``block=SIZE`` (write size).
 Since the read-back runs behind the writer, ``timings.readback_s`` is only what was left to read after
 the ``fsync``: the "write phase" row then includes most of the read-back.
 """
@@ -102,6 +103,8 @@ if "window" in opts:
     R.VERIFY_WINDOW = opts["window"] or None
 if "direct" in opts:
     R.DIRECT_WRITE = bool(opts["direct"])
+if "buffers" in opts:
+    R.BUFFERS = opts["buffers"]
 kw = {}
 if "workers" in opts:
     kw["workers"] = opts["workers"]
@@ -122,9 +125,10 @@ def run_variant(e01: Path, out: Path, opts: dict[str, int]) -> dict[str, Any]:
 
 def parse_variant(text: str) -> tuple[str, dict[str, int]]:
     key, _, value = text.partition("=")
-    if key not in ("workers", "window", "block", "direct"):
-        raise SystemExit(f"--also {text}: choose workers=N, window=SIZE (0: after the fsync), block=SIZE or direct=0|1")
-    return f"forensimg ({text})", {key: int(value) if key in ("workers", "direct") else parse_size(value)}
+    if key not in ("workers", "window", "block", "direct", "buffers"):
+        raise SystemExit(f"--also {text}: choose workers=N, window=SIZE (0: after the fsync), block=SIZE, direct=0|1 "
+                         "or buffers=N")
+    return f"forensimg ({text})", {key: int(value) if key in ("workers", "direct", "buffers") else parse_size(value)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

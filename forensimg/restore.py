@@ -95,6 +95,11 @@ written, so that a restore takes about as long as the slower of writing and hash
 sum. ``None``: read back once everything is written and synced (the default before 2026-11-28; compare
 with ``bench/bench_restore.py --also window=0``)."""
 
+BUFFERS = 8
+"""Reused 4 MiB buffers on each side (writer, read-back): how far decoding may run ahead of the device and
+the read-back behind it. 8 was faster than 3 in every paired round on the shared VM (a write waiting on
+a busy disk stalls the decoder less); 16 was no faster and touched more memory."""
+
 DIRECT_WRITE: bool = True
 """Write the destination with ``O_DIRECT`` from reused page-aligned buffers where it accepts it
 (:class:`_Writer`); ``False``: buffered writes (compare with ``bench/bench_restore.py --also direct=0``)."""
@@ -879,12 +884,12 @@ class _Writer(threading.Thread):
     """
 
     def __init__(self, fd: int, dest: str, block_size: int, align: int, algorithms: Sequence[str],
-                 on_written: Callable[[int], None], *, direct: bool, buffers: int = 3) -> None:
+                 on_written: Callable[[int], None], *, direct: bool, buffers: int | None = None) -> None:
         super().__init__(name="forensimg-restore-write", daemon=True)
         self.fd = fd
         self.dest = dest
         self.align = align
-        self.free = _buffers(buffers, block_size)
+        self.free = _buffers(buffers or BUFFERS, block_size)
         self.q: queue.SimpleQueue[tuple[mmap.mmap, int, int] | None] = queue.SimpleQueue()
         self.hashes = _HashPipe(algorithms, "restore-write")
         self.on_written = on_written
@@ -981,7 +986,7 @@ class _Verifier(threading.Thread):
     """
 
     def __init__(self, dest: str, wfd: int, facts: DeviceFacts, size: int, algorithms: Sequence[str],
-                 block_size: int, window: int, *, buffers: int = 3) -> None:
+                 block_size: int, window: int, *, buffers: int | None = None) -> None:
         super().__init__(name="forensimg-restore-verify", daemon=True)
         self.dest = dest
         self.wfd = wfd
@@ -990,7 +995,7 @@ class _Verifier(threading.Thread):
         self.block_size = max(self.align, block_size // self.align * self.align)
         self.window = window
         self.hashes = _HashPipe(algorithms, "restore-verify")
-        self.free = _buffers(buffers, self.block_size)
+        self.free = _buffers(buffers or BUFFERS, self.block_size)
         self.q: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self.pos = 0
         self.error: BaseException | None = None
