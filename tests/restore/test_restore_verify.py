@@ -105,7 +105,8 @@ def test_a_wrong_stored_hash_fails_and_the_image_is_named_as_the_cause(tmp_path,
 @pytest.mark.root
 @needs_loop
 @needs_fuse
-@pytest.mark.parametrize(("window", "direct"), [(0, True), (None, False)], ids=["behind-direct", "after-buffered"])
+@pytest.mark.parametrize(("window", "direct"), [(0, True), (0, False), (None, False)],
+                         ids=["behind-direct", "behind-buffered", "after-buffered"])
 @pytest.mark.parametrize("stored", [True, False], ids=["stored", "no-stored"])
 def test_a_destination_returning_other_bytes_fails_the_read_back(tmp_path, capsys, monkeypatch, liar_device, window,
                                                                  direct, stored):
@@ -113,8 +114,9 @@ def test_a_destination_returning_other_bytes_fails_the_read_back(tmp_path, capsy
     image, _ = _raw(tmp_path, sidecars=_good_sidecars(data) if stored else None)
     backing = make_backing(tmp_path / "disk.img", len(data) + (1 << 20))
     dev = liar_device(backing, flip=FLIP)
-    # the read-back overlapping the writes with O_DIRECT writes (default), and the read-back after the
-    # final fsync with buffered writes: both must see what the device returns
+    # the read-back overlapping the writes (default) after O_DIRECT or buffered writes (an O_DIRECT read
+    # writes back the range's dirty pages first), and the read-back after the final fsync: each must see
+    # what the device returns
     monkeypatch.setattr(R, "VERIFY_WINDOW", window)
     monkeypatch.setattr(R, "DIRECT_WRITE", direct)
     rc, d = _cli_json(capsys, str(image), dev, "--confirm", dev, "--report", str(tmp_path / "r.txt"))
