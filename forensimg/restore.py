@@ -93,12 +93,14 @@ VERIFY_WINDOW: int | None = 0
 default: every block) is read back from the device as soon as it is written, while later blocks are
 written, so that a restore takes about as long as the slower of writing and hashing instead of their
 sum. ``None``: read back once everything is written and synced (the default before 2026-11-28; compare
-with ``bench/bench_restore.py --also window=0``)."""
+with ``bench/bench_restore.py --also window=0``: slower than reading behind in 5 of 7 paired rounds on
+the shared 2-core VM, bench/README.md "Restore")."""
 
 BUFFERS = 8
 """Reused 4 MiB buffers on each side (writer, read-back): how far decoding may run ahead of the device and
-the read-back behind it. 8 was faster than 3 in every paired round on the shared VM (a write waiting on
-a busy disk stalls the decoder less); 16 was no faster and touched more memory."""
+the read-back behind it (a write waiting on a busy disk stalls the decoder less). On the shared VM 8 was
+faster than 3 in 6 of 6 paired in-process rounds, but not clearly in a bench run (``--also buffers=3``);
+16 was no faster and touches more memory."""
 
 DIRECT_WRITE: bool = True
 """Write the destination with ``O_DIRECT`` from reused page-aligned buffers where it accepts it
@@ -267,8 +269,11 @@ class RestoreResult:
                 "differs from what was written): a faulty or changing destination"
             )
         if bad_stored:
+            located = all(h["read_back_matches_written"] is True for h in checks if h["matches_stored"] is False)
             if bad_written:
                 parts.append(f"and the read-back differs from the image's stored {', '.join(bad_stored)}")
+            elif not located:  # the media could not be hashed again from the image (see the warnings)
+                parts.append(f"the read-back differs from the image's stored {', '.join(bad_stored)}")
             elif self.faults:
                 parts.append(
                     f"the read-back equals what was written, but that differs from the image's stored "
