@@ -123,6 +123,8 @@ def cli(
         "written_hashes": dict(result.written_hashes),
         "readback_hashes": dict(result.readback_hashes),
         "stored_hashes": dict(result.stored_hashes),
+        "hashes": result.hash_checks(),  # per algorithm: what the read-back was compared with
+        "diagnosis": result.diagnosis,
         "unreadable": [r.to_dict(result.sector_size) for r in result.unreadable],
         "faults": [f.to_dict(result.sector_size) for f in result.faults],
         "tail": None if result.tail is None else {**result.tail.to_dict(), "wiped": result.tail_wiped},
