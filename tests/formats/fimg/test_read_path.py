@@ -27,7 +27,8 @@ def _media(size: int, seed: int) -> bytes:
     while len(out) < size:
         k = rng.randrange(3)
         n = rng.randrange(1, 4) * CS
-        out += bytes(n) if k == 0 else rng.randbytes(n) if k == 1 else b"line %05d of text\n" % rng.randrange(99) * (n // 17)
+        text = b"line %05d of text\n" % rng.randrange(99)
+        out += bytes(n) if k == 0 else rng.randbytes(n) if k == 1 else text * (n // 17)
     return bytes(out[:size])
 
 
