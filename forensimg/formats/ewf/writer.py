@@ -839,10 +839,12 @@ class EWFWriter(ImageWriter):
             return {}
         if len(self._stream_digests) == len(live[0].paths):
             digests = self._stream_digests  # computed from the bytes written, every byte final
-        elif self._direct:
-            digests = [hash_file_direct(str(p)) for p in live[0].paths]
+        elif self._stream:
+            # the counts had to be patched at close: read the final files back (not the page cache)
+            digests = [hash_file_direct(str(p)) if self._direct else hash_file(str(p))["sha256"]
+                       for p in live[0].paths]
         else:
-            digests = [hash_file(str(p))["sha256"] for p in live[0].paths]
+            return {}  # size unknown from the start: a caller that needs the digests reads the files
         return {str(p): d for c in live for p, d in zip(c.paths, digests, strict=True)}
 
     def _shutdown_pool(self) -> None:
