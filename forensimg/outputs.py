@@ -385,16 +385,10 @@ class OutputSet:
     def sync_job(self, *, data_only: bool = True) -> Callable[[], list[tuple[int, OSError]]]:
         """A function that syncs the current segment of every live copy, for a helper thread; hand its
         result to :meth:`apply_sync_results` in the writing thread (copies are dropped only there).
-        Everything appended before this call is in the files and synced when the function returns (direct
-        mode: it waits for the direct writes handed over here, then writes the unaligned end through the
-        ordinary descriptor, so the writing thread never waits for the device)."""
-        st = self._stage
-        if st is not None:
-            self._write_stage(final=False)  # hand the whole blocks over
-            pending = st.pending[0] if st.pending is not None else None
-            tail, toff = st.tail()
-            targets = self._sync_targets()
-            return lambda: _sync_after(pending, tail, toff, targets, data_only)
+        Everything appended so far is in the files before this returns (direct mode writes it out here,
+        in the writing thread, so that a failed write is recorded with its exact offset)."""
+        if self._stage is not None:
+            self._drain_stage()
         targets = self._sync_targets()
         return lambda: _sync_all(targets, data_only)
 
@@ -568,23 +562,6 @@ def _hash_update(h: Any, iov: Sequence[Buffer]) -> None:
 def _pwrite_all(fd: int, data: Buffer, offset: int) -> None:
     if os.pwrite(fd, data, offset) != len(data):
         raise OSError(28, "short write")
-
-
-def _sync_after(pending: Future[Any] | None, tail: bytes, toff: int, targets: list[tuple[int, int]],
-                data_only: bool) -> list[tuple[int, OSError]]:
-    """Direct mode's background sync: wait for the direct writes, write the unaligned end, sync."""
-    if pending is not None:
-        pending.result()  # its per-copy outcome is applied by the writing thread
-    out: list[tuple[int, OSError]] = []
-    sync = os.fdatasync if data_only else os.fsync
-    for i, fd in targets:
-        try:
-            if tail:
-                _pwrite_all(fd, tail, toff)
-            sync(fd)
-        except OSError as exc:
-            out.append((i, exc))
-    return out
 
 
 def _sync_all(targets: list[tuple[int, int]], data_only: bool) -> list[tuple[int, OSError]]:
