@@ -119,7 +119,9 @@ class FimgWriter(ImageWriter):
             compressed only when that makes it smaller; an all-zero chunk is stored as a flag.
         compression_level: zlib level (ISA-L 0..3 / zlib 1..9; default 1) or zstd level (default 1).
         segment_size: maximum bytes per segment file (chunk records never straddle files); ``None``: one file.
-        checkpoint_interval: chunks between checkpoints (default 1024).
+        checkpoint_interval: chunks between checkpoints (default 4096: each checkpoint waits for the data
+            written so far; every 32 MiB cost a 1 GiB acquisition 0.2 s, every 128 MiB loses at most that much
+            media to a crash).
         workers: threads that hash and compress (default: the CPU count).
         custody_event: a custody event (JSON-able mapping) embedded in the final metadata.
         sync: ``background`` (default: checkpoints are synced by a helper thread while writing goes on) or
