@@ -443,6 +443,17 @@ class OutputSet:
         assert st is not None
         base = st.end
         st.marks.extend((base + end, m) for end, m in marks)
+        if st.len + total <= st.capacity:  # the common case: one copy per buffer, no per-item calls
+            buf = st.current
+            pos = st.len
+            for b in iov:
+                n = len(b)  # bytes, or 1-D memoryviews of bytes (len == nbytes)
+                buf[pos : pos + n] = b
+                pos += n
+            st.len = pos
+            if st.full:
+                self._write_stage(final=False)
+            return
         for b in iov:
             view = memoryview(b).cast("B")
             while view:
@@ -625,7 +636,8 @@ class _Stage:
     block, after an ordinary write of it at a sync)."""
 
     def __init__(self) -> None:
-        self._bufs = [mmap.mmap(-1, _STAGE_BYTES + _ALIGN), mmap.mmap(-1, _STAGE_BYTES + _ALIGN)]
+        self.capacity = 2 * _STAGE_BYTES + _ALIGN  # written from _STAGE_BYTES on: a whole flush usually fits
+        self._bufs = [mmap.mmap(-1, self.capacity), mmap.mmap(-1, self.capacity)]
         self._cur = 0
         self.len = 0  # bytes in the current buffer
         self.off = 0  # file offset of the current buffer's first byte (a multiple of _ALIGN)
@@ -651,8 +663,13 @@ class _Stage:
         self._bufs[self._cur][: self.len] = head
         self.marks.clear()
 
+    @property
+    def current(self) -> mmap.mmap:
+        """The buffer being filled."""
+        return self._bufs[self._cur]
+
     def put(self, view: memoryview) -> int:
-        n = min(len(view), _STAGE_BYTES + _ALIGN - self.len)
+        n = min(len(view), self.capacity - self.len)
         self._bufs[self._cur][self.len : self.len + n] = view[:n]
         self.len += n
         return n
