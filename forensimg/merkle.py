@@ -143,15 +143,7 @@ def top_level(count: int) -> int:
 def level_nodes(digests: Sequence[bytes], level: int) -> list[bytes]:
     """The nodes of ``level`` (0: leaf hashes) of the tree over ``digests``."""
     sha = _sha256
-    nodes = [sha(b"\x00" + d).digest() for d in digests]
-    for _ in range(level):
-        if len(nodes) <= 1:
-            break
-        nxt = [sha(b"\x01" + nodes[i] + nodes[i + 1]).digest() for i in range(0, len(nodes) - 1, 2)]
-        if len(nodes) % 2:
-            nxt.append(nodes[-1])
-        nodes = nxt
-    return nodes
+    return level_up([sha(b"\x00" + d).digest() for d in digests], level)
 
 
 def level_up(nodes: Sequence[bytes], levels: int) -> list[bytes]:

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
+
+try:
+    from tests.fixtures.eio import FuseLoopDevice
+except ImportError:  # the server subprocess (this file run as a script) does not need it
+    FuseLoopDevice = object  # type: ignore[misc,assignment]
 
 try:
     import pytest
@@ -91,68 +92,20 @@ def _serve(backing: str, mountpoint: str, flip_start: int, flip_end: int) -> Non
     fuse.FUSE(Ops(), mountpoint, raw_fi=True, foreground=True, nothreads=False, allow_other=True)
 
 
-class LiarDevice:
+class LiarDevice(FuseLoopDevice):
     """Starts FUSE servers that flip bytes on read and attaches their file as a loop device."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self._procs: list[tuple[subprocess.Popen[bytes], Path]] = []
-        self._loops: list[str] = []
-        self._n = 0
+    label = "liar"
 
     def __call__(self, backing: str | os.PathLike[str], *, flip: tuple[int, int]) -> str:
         """Serve ``backing`` with the bytes ``flip`` = (start, end) inverted on read; returns '/dev/loopN'."""
-        self._n += 1
-        mp = self.workdir / f"liar-mnt-{self._n}"
-        mp.mkdir(parents=True, exist_ok=True)
-        logp = self.workdir / f"liar-{self._n}.log"
-        with open(logp, "wb") as log:
-            proc = subprocess.Popen([sys.executable, __file__, "serve", os.fspath(backing), str(mp), str(flip[0]),
-                                     str(flip[1])], stdout=log, stderr=subprocess.STDOUT)
-        self._procs.append((proc, mp))
-        deadline = time.monotonic() + 20
-        target = mp / FILE_NAME
-        while not (os.path.ismount(mp) and target.exists()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"FUSE server did not come up: {logp.read_text()}")
-            time.sleep(0.02)  # bounded poll for the mount to appear
-        dev = subprocess.run(["losetup", "--find", "--show", str(target)], check=True, capture_output=True,
-                             text=True).stdout.strip()
-        self._loops.append(dev)
-        return dev
-
-    def cleanup(self) -> None:
-        """Detach, unmount, stop (every step attempted)."""
-        for dev in reversed(self._loops):
-            subprocess.run(["losetup", "-d", dev], check=False, capture_output=True)
-        self._loops.clear()
-        for proc, mp in reversed(self._procs):
-            fm = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount"
-            subprocess.run([fm, "-u", str(mp)], check=False, capture_output=True)
-            if os.path.ismount(mp):
-                subprocess.run([fm, "-uz", str(mp)], check=False, capture_output=True)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self._procs.clear()
+        return self._start(__file__, backing, [str(flip[0]), str(flip[1])], FILE_NAME)
 
 
-if pytest is not None:
-    needs_fuse = pytest.mark.skipif(
-        os.geteuid() != 0 or not os.path.exists("/dev/fuse") or shutil.which("losetup") is None,
-        reason="needs root, /dev/fuse and losetup",
-    )
+if pytest is not None and FuseLoopDevice is not object:
+    from tests.fixtures.eio import device_fixture, needs_fuse  # noqa: F401 - needs_fuse is re-exported
 
-    @pytest.fixture
-    def liar_device(tmp_path: Path) -> Iterator[LiarDevice]:
-        """A :class:`LiarDevice` factory; everything it made is removed after the test."""
-        dev = LiarDevice(tmp_path)
-        try:
-            yield dev
-        finally:
-            dev.cleanup()
+    liar_device = device_fixture(LiarDevice, "liar_device")
 
 
 if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "serve":
