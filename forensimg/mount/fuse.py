@@ -15,10 +15,13 @@ logs the chunk, unless the image was opened with ``zero_fill=True`` (then zeros,
 ``image.faults``). The kernel keeps pages it has read (``kernel_cache``: the media never changes), but
 never an error: a read that failed reaches the server again the next time.
 
-The FUSE loop is single-threaded by default: for one reader issuing one request at a time (a file system
-tool, a hex viewer, ``dd``) it costs far less CPU per request than libfuse's multithreaded loop, whose
-idle workers take turns (measured in ``bench/bench_mount.py``); ``multi_threaded=True`` overlaps several
-concurrent readers.
+The FUSE loop: by default libfuse's multithreaded loop limited to two workers (libfuse 3.12+; else one
+request at a time). Measured on 2 cores (``bench/bench_mount.py``, 2026-11-28 09:35 UTC): one reader
+issuing one request at a time got 8,930 O_DIRECT reads/s with two workers against 5,290 single-threaded
+(a second worker is already waiting for the next request while the first replies) and 10,035 with
+libfuse's unbounded pool, whose extra idle workers cost four concurrent readers a third of their rate
+(9,356 against 14,165 with two workers, 14,861 single-threaded; ewfmount 4,484 and 12,727).
+``multi_threaded=True`` gives the unbounded pool, ``False`` one request at a time.
 """
 
 from __future__ import annotations
@@ -494,7 +497,7 @@ def serve(
     on_ready: Callable[[], None] | None = None,
     debug: bool = False,
     single_threaded: bool | None = None,
-    multi_threaded: bool = False,
+    multi_threaded: bool | None = None,
     lean_read: bool = True,
     prefault: bool = True,
 ) -> None:
@@ -506,11 +509,12 @@ def serve(
         mountpoint: an existing empty folder.
         allow_other: let other users read the mount (needs ``user_allow_other`` for non-root).
         on_ready: called once the kernel mount is live (from FUSE's ``init``).
-        multi_threaded: serve with libfuse's multithreaded loop (several readers at once overlap);
-            the default serves one request at a time on the calling thread, which costs less CPU per
-            request (the usual case: one reader waiting for each read).
-        single_threaded: the opposite of ``multi_threaded`` (kept for callers of the earlier API,
-            when the multithreaded loop was the default); ``None`` leaves ``multi_threaded`` in charge.
+        multi_threaded: ``None`` (default): libfuse's multithreaded loop with two workers where libfuse
+            is 3.12 or later (see the module docstring), else one request at a time; ``True``: the
+            multithreaded loop with libfuse's own limits; ``False``: one request at a time on the calling
+            thread.
+        single_threaded: the opposite of ``multi_threaded`` (kept for callers of the earlier API);
+            ``None`` leaves ``multi_threaded`` in charge.
         lean_read: serve ``read`` through a leaner ctypes callback than mfusepy's (see
             :class:`_LeanRead`); ``False`` keeps mfusepy's.
         prefault: touch the decoded-chunk cache's memory before serving (see
@@ -522,6 +526,12 @@ def serve(
     if single_threaded is not None:
         multi_threaded = not single_threaded
     mfusepy = load_mfusepy()
+    loop_options: dict[str, Any] = {}
+    if multi_threaded is None:  # two workers where libfuse can bound its pool (max_threads: 3.12+)
+        version = (getattr(mfusepy, "fuse_version_major", 0) or 0, getattr(mfusepy, "fuse_version_minor", 0) or 0)
+        multi_threaded = version >= (3, 12)
+        if multi_threaded:
+            loop_options["max_threads"] = 2
     ops = ImageFS(image, files, on_ready=on_ready, pin_threads=multi_threaded)
     name = os.path.basename(os.fspath(image.info.segments[0])) if image.info.segments else "image"
     fsname = "forensimg:" + re.sub(r"[,\s\\]", "_", name)
@@ -532,8 +542,8 @@ def serve(
         lean = None
         log.info("reads served through mfusepy's read callback (this mfusepy's layout is not the one expected)")
     else:
-        log.info("reads served through the %s read callback, %s FUSE loop",
-                 "lean" if lean else "mfusepy's", "multithreaded" if multi_threaded else "single-threaded")  # fmt: skip
+        kind = ("two-worker" if loop_options else "multithreaded") if multi_threaded else "single-threaded"
+        log.info("reads served through the %s read callback, %s FUSE loop", "lean" if lean else "mfusepy's", kind)
     try:
         mfusepy.FUSE(
             ops,
@@ -549,6 +559,7 @@ def serve(
             # a page whose read failed (EIO) is not in the page cache, so the next read asks again.
             kernel_cache=True,
             debug=debug,
+            **loop_options,
         )
     except RuntimeError as exc:
         raise MountError(f"cannot mount on '{mountpoint}' (libfuse error {exc})", path=mountpoint) from None

@@ -183,10 +183,10 @@ def _ewf() -> bool:
 
 
 # the mount's read paths: the lean ctypes callback (default), mfusepy's own one, the multithreaded loop
-READ_PATHS = [(), ("--mfusepy-read",), ("--multi-threaded",)]
+READ_PATHS = [(), ("--mfusepy-read",), ("--multi-threaded",), ("--single-threaded",)]
 
 
-@pytest.mark.parametrize("options", READ_PATHS, ids=["lean", "mfusepy-read", "multi-threaded"])
+@pytest.mark.parametrize("options", READ_PATHS, ids=["lean", "mfusepy-read", "multi-threaded", "single-threaded"])
 def test_corrupt_chunk_gives_eio_and_is_logged(mount, tmp_path, options):
     if not _ewf():
         pytest.skip("forensimg cannot open E01 yet")
@@ -208,7 +208,8 @@ def test_corrupt_chunk_gives_eio_and_is_logged(mount, tmp_path, options):
     assert exc.value.errno == errno.EIO
     assert "corrupt chunk 3 (media bytes 196608..262143)" in log.read_text()
     callback = "mfusepy's" if "--mfusepy-read" in options else "lean"
-    loop = "multithreaded" if "--multi-threaded" in options else "single-threaded"
+    loop = {"--multi-threaded": "multithreaded", "--single-threaded": "single-threaded"}.get(
+        options[-1] if options else "", "two-worker")  # the default: libfuse 3.14 here
     assert f"reads served through the {callback} read callback, {loop} FUSE loop" in log.read_text()
 
 
@@ -331,7 +332,8 @@ def _expected(raw: bytes, seed: int, n: int) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("options", [(), ("--multi-threaded",)], ids=["single-threaded", "multi-threaded"])
+@pytest.mark.parametrize("options", [(), ("--multi-threaded",), ("--single-threaded",)],
+                         ids=["two-worker", "multi-threaded", "single-threaded"])
 def test_reads_from_several_processes_at_once(mount, media_dir, options):
     paths = disk_variant("ewf-seg" if _ewf() else "split", media_dir)
     mp, _ = mount(paths[0], *options)
