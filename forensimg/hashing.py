@@ -8,10 +8,14 @@ the same data finish in about the time of the slower one.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import mmap
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from forensimg.errors import UsageError
@@ -250,10 +254,6 @@ def hash_file_direct(path: str, algorithm: str = "sha256", *, block_size: int = 
     block is read by a helper thread while the current one is hashed. Falls back to :func:`hash_file` where
     the file system refuses ``O_DIRECT``.
     """
-    import mmap
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
     name = normalize_algorithms([algorithm])[0]
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
@@ -270,7 +270,7 @@ def hash_file_direct(path: str, algorithm: str = "sha256", *, block_size: int = 
                 try:
                     n = job.result()
                 except OSError as exc:
-                    if exc.errno == 22 and off == 0:  # EINVAL: O_DIRECT reads refused after all
+                    if exc.errno == errno.EINVAL and off == 0:  # O_DIRECT reads refused after all
                         return hash_file(path, (name,))[name]
                     raise
                 if n <= 0:

@@ -386,7 +386,7 @@ class EWFWriter(ImageWriter):
         # the volume written at the start: with the source's size known, the final counts are written at
         # once (as ewfacquire does), so nothing before the chunks needs patching and the SHA-256 of every
         # segment follows the writing; otherwise the counts are patched at close and the files read back
-        self._first_volume = self._volume_data(expected=True)
+        self._first_volume = self._expected_volume()
         self._stream = self._first_volume is not None
         self._seg_shash: _StreamHash | None = None
         self._hash_pool: ThreadPoolExecutor | None = None
@@ -475,18 +475,20 @@ class EWFWriter(ImageWriter):
             self._data_sections.append((p, self._seg_pos))
             self._emit_volume("data")
 
-    def _volume_data(self, *, expected: bool = False) -> Any:
-        """The volume/data section body; ``expected``: with the counts the source's size gives (``None``
-        when that size is unknown)."""
-        sector_count = self.position // self.sector_size
-        chunk_count = self._chunk_count
-        if expected:
-            size = self.source.size if self.source is not None else None
-            if not size:
-                return None
-            padded = -(-size // self.sector_size) * self.sector_size
-            sector_count = padded // self.sector_size
-            chunk_count = -(-padded // self.chunk_size)
+    def _expected_volume(self) -> bytes | None:
+        """The volume/data section body with the counts the source's size gives (``None``: size unknown)."""
+        size = self.source.size if self.source is not None else None
+        if not size:
+            return None
+        padded = -(-size // self.sector_size) * self.sector_size  # whole sectors, as the writer pads
+        return self._volume_data(padded // self.sector_size, -(-padded // self.chunk_size))
+
+    def _volume_data(self, sector_count: int | None = None, chunk_count: int | None = None) -> bytes:
+        """The volume/data section body, with the counts so far unless given."""
+        if sector_count is None:
+            sector_count = self.position // self.sector_size
+        if chunk_count is None:
+            chunk_count = self._chunk_count
         flags = _FLAG_IMAGE
         if self.source is None or self.source.is_physical:
             flags |= _FLAG_PHYSICAL
