@@ -16,7 +16,7 @@ logs the chunk, unless the image was opened with ``zero_fill=True`` (then zeros,
 never an error: a read that failed reaches the server again the next time.
 
 The FUSE loop: by default libfuse's multithreaded loop limited to two workers (libfuse 3.12+; else one
-request at a time). Measured on 2 cores (``bench/bench_mount.py``, 2026-11-28 09:35 UTC): one reader
+request at a time). Measured on 2 cores (``bench/bench_mount.py``, 2026-11-28 09:20 UTC): one reader
 issuing one request at a time got 8,930 O_DIRECT reads/s with two workers against 5,290 single-threaded
 (a second worker is already waiting for the next request while the first replies) and 10,035 with
 libfuse's unbounded pool, whose extra idle workers cost four concurrent readers a third of their rate
