@@ -183,7 +183,8 @@ def writer_options(
               help="Extra attempts for a failed read before it is split down to single sectors.")
 @click.option("--block-size", default="4M", show_default=True, help="Read block size.")
 @click.option("--checkpoint", "checkpoint", default=None,
-              help="fimg: commit a resumable checkpoint every SIZE of media (default: the writer's, 4096 chunks).")
+              help="fimg: commit a resumable checkpoint every SIZE of media (default: the writer's, 4096 chunks, "
+              "fewer where a small --segment-size needs it).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted fimg acquisition into TARGET.")
 @click.option("--verify", is_flag=True, help="Re-read the finished image and compare its hashes.")
 @click.option("--allow-mounted", is_flag=True, help="Acquire a source mounted read-only (recorded as a warning).")

@@ -119,9 +119,9 @@ class FimgWriter(ImageWriter):
             compressed only when that makes it smaller; an all-zero chunk is stored as a flag.
         compression_level: zlib level (ISA-L 0..3 / zlib 1..9; default 1) or zstd level (default 1).
         segment_size: maximum bytes per segment file (chunk records never straddle files); ``None``: one file.
-        checkpoint_interval: chunks between checkpoints (default 4096: each checkpoint waits for the data
-            written so far; every 32 MiB cost a 1 GiB acquisition 0.2 s, every 128 MiB loses at most that much
-            media to a crash).
+        checkpoint_interval: chunks between checkpoints (default 4096, fewer where ``segment_size`` is too
+            small for such a checkpoint: each checkpoint waits for the data written so far; every 32 MiB cost
+            a 1 GiB acquisition 0.2 s, every 128 MiB loses at most that much media to a crash).
         workers: threads that hash and compress (default: the CPU count).
         custody_event: a custody event (JSON-able mapping) embedded in the final metadata.
         sync: ``background`` (default: checkpoints are synced by a helper thread while writing goes on) or
@@ -150,7 +150,7 @@ class FimgWriter(ImageWriter):
         compression: str = "zlib",
         compression_level: int | None = None,
         segment_size: int | None = None,
-        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+        checkpoint_interval: int | None = None,
         workers: int | None = None,
         custody_event: Mapping[str, Any] | None = None,
         sync: str = "background",
@@ -170,6 +170,12 @@ class FimgWriter(ImageWriter):
         check_chunk_size(chunk_size)
         if self.sector_size < 256 or self.sector_size > chunk_size:
             raise UsageError(f"fimg sector size must be 256..chunk size, not {self.sector_size}")
+        fixed = HEADER_SIZE + 2 * (RECORD_SIZE + chunk_size) + RECORD_SIZE + 64 + 4096  # + 8 bytes per entry
+        if checkpoint_interval is None:
+            # the default, unless a segment is too small for a checkpoint of that many entries (spec §5.2)
+            checkpoint_interval = DEFAULT_CHECKPOINT_INTERVAL
+            if segment_size is not None:
+                checkpoint_interval = max(1, min(checkpoint_interval, (segment_size - fixed) // 8))
         if checkpoint_interval < 1:
             raise UsageError("checkpoint interval must be at least 1 chunk")
         self.chunk_size = chunk_size
@@ -177,7 +183,7 @@ class FimgWriter(ImageWriter):
         self.custody_event = dict(custody_event) if custody_event is not None else None
         self._set_compression(compression, compression_level)
         if segment_size is not None:
-            need = HEADER_SIZE + 2 * (RECORD_SIZE + chunk_size) + RECORD_SIZE + 64 + 8 * checkpoint_interval + 4096
+            need = fixed + 8 * checkpoint_interval
             if segment_size < need:
                 raise UsageError(
                     f"fimg segment size {segment_size} is too small for chunks of {chunk_size} bytes and "

@@ -451,3 +451,24 @@ def test_root_from_subtrees_of_the_pool_equals_the_full_tree(tmp_path: Path, chu
     with forensimg.open(res.paths) as img:
         assert img.check_structure() == ()  # the stored FTOP nodes and the root agree with the digests
         assert img.read() == data
+
+
+def test_default_checkpoint_interval_fits_a_small_segment(tmp_path: Path) -> None:
+    """The default interval (4096 chunks) shrinks to what a small segment can hold; a chosen one that does
+    not fit is refused with the minimum size."""
+    from forensimg.errors import UsageError
+    from forensimg.formats.fimg.layout import DEFAULT_CHECKPOINT_INTERVAL
+
+    data = random.Random(9).randbytes(200 * 4096)
+    w = create_writer(tmp_path / "s.fimg", chunk_size=4096, segment_size=40_000)
+    assert 1 <= w.checkpoint_interval < DEFAULT_CHECKPOINT_INTERVAL  # type: ignore[attr-defined]
+    w.write(data)
+    res = w.close()
+    assert len(res.paths) > 10 and all(p.stat().st_size <= 40_000 for p in res.paths[:-1])
+    with forensimg.open(res.paths) as img:
+        assert img.read() == data
+    wb = create_writer(tmp_path / "b.fimg", chunk_size=4096)
+    assert wb.checkpoint_interval == DEFAULT_CHECKPOINT_INTERVAL  # type: ignore[attr-defined]
+    wb.abort()
+    with pytest.raises(UsageError, match="at least"):
+        create_writer(tmp_path / "c.fimg", chunk_size=4096, segment_size=40_000, checkpoint_interval=4096)
