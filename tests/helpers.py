@@ -21,14 +21,19 @@ def manifest() -> dict[str, Any]:
     return json.loads((TESTDATA / "MANIFEST.json").read_text())
 
 
-@cache
-def generator() -> Any:
-    """testdata/generate.py as a module (make_canonical, make_lba_stamped)."""
-    spec = importlib.util.spec_from_file_location("forensimg_testdata_generate", TESTDATA / "generate.py")
+def load_script(path: Path, name: str) -> Any:
+    """A script (not a package module) loaded as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@cache
+def generator() -> Any:
+    """testdata/generate.py as a module (make_canonical, make_lba_stamped)."""
+    return load_script(TESTDATA / "generate.py", "forensimg_testdata_generate")
 
 
 @cache

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import zlib
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.helpers import load_script
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 SIZE = 16 << 20
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("forensimg_bench_gen_input", BENCH / "gen_input.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load()
+gen = load_script(BENCH / "gen_input.py", "forensimg_bench_gen_input")
 
 
 def _sha256(path: Path) -> str:

@@ -14,7 +14,6 @@ libewf-python is not installed.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.helpers import generator
 
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
 MANIFEST: dict[str, Any] = json.loads((TESTDATA / "MANIFEST.json").read_text(encoding="utf-8"))
@@ -35,15 +36,7 @@ EWF_IMAGES = [i for i, im in IMAGES.items() if im["kind"] == "ewf"]
 NOT_DATA = {"MANIFEST.json", "README.md", "generate.py"}
 
 
-def _load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("forensimg_testdata_generate", TESTDATA / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_generator()
+gen = generator()
 
 
 def _hashes(data: bytes) -> dict[str, str]:
