@@ -52,9 +52,10 @@ class Copy:
         failed_offset: the file offset in ``failed_path`` where the failure happened (for a write: the
             copy holds that file's bytes ``[0, failed_offset)``).
         media: media bytes of the records that reached this copy whole (as counted by the writer's marks).
-        position_at_failure: the writer's media position when the copy failed (the start of the ``write``
-            call, i.e. of the source block, during which it failed; the copy's media ends at or before the
-            end of that block).
+        position_at_failure: the writer's media position at the start of the ``write`` call (the source
+            block) that appended the first byte this copy does not hold (the copy's media ends at or before
+            the end of that block). In direct mode a failure is noticed a call or more later; the position
+            is still that of the block whose bytes failed.
     """
 
     base: Path
@@ -101,10 +102,14 @@ class OutputSet:
         media_bytes: the bytes appended are the media themselves (raw): a copy counts every byte that
             reached it (:attr:`Copy.media` to the byte, even inside a write that failed part-way) and
             ``marks`` are not needed.
-        direct: append with ``O_DIRECT`` where the file system allows it (not with ``media_bytes``): the
-            bytes are gathered in page-aligned buffers and written in aligned blocks by a helper thread,
-            bypassing the page cache; the unaligned end goes through an ordinary descriptor whenever the
-            set syncs, patches or closes (see :class:`_Stage`).
+        direct: append with ``O_DIRECT`` where the file system allows it: the bytes are gathered in
+            page-aligned buffers and written in aligned blocks by helper threads (one per copy, so that
+            the copies wait on their devices at the same time), bypassing the page cache; the unaligned end
+            goes through an ordinary descriptor whenever the set syncs, patches or closes (see
+            :class:`_Stage`). A failed block write is noticed when its result is collected: with
+            ``media_bytes`` at the latest in the next :meth:`writev` (or sync/close), so that a writer with
+            one copy raises no later than its next write; otherwise when the next buffer is handed over.
+            Either way the copy's failure offset and media are those of the bytes its file really holds.
     """
 
     def __init__(self, bases: Sequence[Path], namer: Namer, check: Callable[[Path], None] | None = None,
@@ -126,7 +131,7 @@ class OutputSet:
         self._seg_hashed = 0
         self._hash_pool: ThreadPoolExecutor | None = None
         self._hash_job: Future[None] | None = None
-        self._stage: _Stage | None = _Stage() if direct and not media_bytes else None
+        self._stage: _Stage | None = _Stage(len(self.copies)) if direct else None
         self.segment_sha256: dict[Path, str] = {}
         """SHA-256 (hex) of every closed segment file whose whole content this set wrote, per path, for
         every copy alive when the segment was closed (with ``hash_segments``). Every live copy receives the
@@ -147,11 +152,14 @@ class OutputSet:
                 return c
         return self.copies[0]
 
-    def _drop(self, c: Copy, exc: WriteError, path: Path | None, offset: int | None) -> None:
+    def _drop(self, c: Copy, exc: WriteError, path: Path | None, offset: int | None,
+              position: int | None = None) -> None:
         c.error = exc
         c.failed_path = path
         c.failed_offset = offset
-        c.position_at_failure = self._position() if self._position is not None else None
+        if position is None and self._position is not None:
+            position = self._position()
+        c.position_at_failure = position
         if c.fd is not None:
             self._graveyard.append(c.fd)
             c.fd = None
@@ -443,6 +451,8 @@ class OutputSet:
         assert st is not None
         base = st.end
         st.marks.extend((base + end, m) for end, m in marks)
+        if self._position is not None:
+            st.calls.append((base + total, self._position()))
         if st.len + total <= st.capacity:  # the common case: one copy per buffer, no per-item calls
             buf = st.current
             pos = st.len
@@ -453,6 +463,11 @@ class OutputSet:
             st.len = pos
             if st.full:
                 self._write_stage(final=False)
+            elif self._media_bytes and st.pending is not None:
+                # raw: the blocks handed over in an earlier call are waited for here, after this call's
+                # bytes were copied (the device write overlapped the caller's work since), so that a
+                # failure is reported no later than the next write
+                self._collect_stage()
             return
         for b in iov:
             view = memoryview(b).cast("B")
@@ -461,6 +476,8 @@ class OutputSet:
                 view = view[n:]
                 if st.full:
                     self._write_stage(final=False)
+        if self._media_bytes and st.pending is not None:
+            self._collect_stage()
 
     def _write_stage(self, *, final: bool) -> None:
         """Hand the stage's whole blocks to the helper thread (``final``: also write its unaligned end,
@@ -471,11 +488,12 @@ class OutputSet:
         live = self.live
         block, off, n = st.take_blocks()
         if n:
-            jobs = [(c, c.dfd if c.dfd is not None else c.fd) for c in live]
             if st.pool is None:
-                st.pool = ThreadPoolExecutor(1, thread_name_prefix="forensimg-direct")
-            st.pending = (st.pool.submit(_write_blocks, [fd for _, fd in jobs], block, off, n),
-                          [c for c, _ in jobs], off, n)
+                st.pool = ThreadPoolExecutor(st.workers, thread_name_prefix="forensimg-direct")
+            # one job per copy, each in its own thread: O_DIRECT writes wait on the device, and the copies'
+            # devices work at the same time
+            futs = [st.pool.submit(_write_block, c.dfd if c.dfd is not None else c.fd, block, off, n) for c in live]
+            st.pending = (futs, live, off, n)
         if final:
             self._collect_stage()
             tail, toff = st.tail()
@@ -483,11 +501,7 @@ class OutputSet:
                 results: list[tuple[Copy, int, OSError | None]] = []
                 for c in self.live:
                     assert c.fd is not None
-                    try:
-                        _pwrite_all(c.fd, tail, toff)
-                        results.append((c, len(tail), None))
-                    except OSError as exc:
-                        results.append((c, 0, exc))
+                    results.append((c, *_write_block(c.fd, tail, toff, len(tail))))
                 self._apply_stage_results(results, toff, len(tail))
 
     def _collect_stage(self) -> None:
@@ -496,8 +510,8 @@ class OutputSet:
         pending, st.pending = st.pending, None
         if pending is None:
             return
-        fut, copies, off, n = pending
-        outcome = fut.result()
+        futs, copies, off, n = pending
+        outcome = [f.result() for f in futs]
         results: list[tuple[Copy, int, OSError | None]] = []
         for c, (done, err) in zip(copies, outcome, strict=True):
             if err is not None and err.errno == errno.EINVAL and c.dfd is not None:
@@ -506,11 +520,8 @@ class OutputSet:
                 os.close(c.dfd)
                 c.dfd = None
                 assert c.fd is not None
-                try:
-                    _pwrite_all(c.fd, st.view(off + done, off + n), off + done)
-                    done, err = n, None
-                except OSError as exc:
-                    err = exc
+                more, err = _write_block(c.fd, st.view(off + done, off + n), off + done, n - done)
+                done += more
             results.append((c, done, err))
         self._apply_stage_results(results, off, n)
 
@@ -521,15 +532,22 @@ class OutputSet:
         for c, done, err in results:
             if c.error is not None:
                 continue
+            # the file holds [0, held): the bytes written at ``off`` (rewritten blocks start at or before
+            # the end of what an earlier write of the unaligned end put there, which stays)
+            held = max(c.pos, off + done)
+            if self._media_bytes:
+                c.media += held - c.pos
             if err is not None:
-                c.media += st.media_to(off + done)
-                c.pos = off + done
+                if not self._media_bytes:
+                    c.media += st.media_to(off + done)
+                c.pos = held
                 p = c.paths[-1]
-                self._drop(c, WriteError(f"cannot write '{p}': {err.strerror}", path=p, offset=off + done,
-                                         errno_=err.errno), p, off + done)
+                self._drop(c, WriteError(f"cannot write '{p}': {err.strerror}", path=p, offset=held,
+                                         errno_=err.errno), p, held, st.position_of(held))
                 continue
-            c.pos = max(c.pos, off + n)
-            c.media += gained
+            c.pos = held
+            if not self._media_bytes:
+                c.media += gained
         st.commit_media(off + n)
         self._raise_if_all_failed()
 
@@ -611,22 +629,21 @@ def _open_direct(path: Path) -> int | None:
         return None
 
 
-def _write_blocks(fds: Sequence[int | None], block: memoryview, off: int, n: int) -> list[tuple[int, OSError | None]]:
-    """Write ``block[:n]`` at ``off`` to every descriptor (helper thread): (bytes written, error) each."""
-    out: list[tuple[int, OSError | None]] = []
-    for fd in fds:
-        done = 0
-        try:
-            assert fd is not None
-            while done < n:
-                w = os.pwrite(fd, block[done:n], off + done)
-                if w <= 0:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                done += w
-            out.append((done, None))
-        except OSError as exc:
-            out.append((done, exc))
-    return out
+def _write_block(fd: int | None, block: Buffer, off: int, n: int) -> tuple[int, OSError | None]:
+    """Write ``block[:n]`` at file offset ``off`` (a helper thread per copy): (bytes written, the error
+    that stopped it or ``None``); a short write goes on from where it stopped until it fails."""
+    done = 0
+    view = memoryview(block).cast("B")
+    try:
+        assert fd is not None
+        while done < n:
+            w = os.pwrite(fd, view[done:n], off + done)
+            if w <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            done += w
+    except OSError as exc:
+        return done, exc
+    return done, None
 
 
 class _Stage:
@@ -635,15 +652,18 @@ class _Stage:
     direct write starts at a block boundary of the file (the end is written again as part of the next
     block, after an ordinary write of it at a sync)."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers  # helper threads: one per copy
         self.capacity = 2 * _STAGE_BYTES + _ALIGN  # written from _STAGE_BYTES on: a whole flush usually fits
         self._bufs = [mmap.mmap(-1, self.capacity), mmap.mmap(-1, self.capacity)]
         self._cur = 0
         self.len = 0  # bytes in the current buffer
         self.off = 0  # file offset of the current buffer's first byte (a multiple of _ALIGN)
         self.pool: ThreadPoolExecutor | None = None
-        self.pending: tuple[Future[list[tuple[int, OSError | None]]], list[Copy], int, int] | None = None
+        self.pending: tuple[list[Future[tuple[int, OSError | None]]], list[Copy], int, int] | None = None
         self.marks: deque[tuple[int, int]] = deque()  # (end offset in the file, media bytes) not yet counted
+        # (end offset in the file, writer position at the call) of each append not yet in every live copy
+        self.calls: deque[tuple[int, int]] = deque()
         self._handed = 0
         self._handed_off = 0
 
@@ -662,6 +682,7 @@ class _Stage:
         self.len = len(head)
         self._bufs[self._cur][: self.len] = head
         self.marks.clear()
+        self.calls.clear()
 
     @property
     def current(self) -> mmap.mmap:
@@ -722,3 +743,12 @@ class _Stage:
     def commit_media(self, end: int) -> None:
         while self.marks and self.marks[0][0] <= end:
             self.marks.popleft()
+        while self.calls and self.calls[0][0] <= end:
+            self.calls.popleft()
+
+    def position_of(self, offset: int) -> int | None:
+        """The writer position of the append that holds file byte ``offset`` (``None``: not recorded)."""
+        for e, p in self.calls:
+            if e > offset:
+                return p
+        return None

@@ -658,6 +658,13 @@ def _fail(t: TargetOutcome, exc: BaseException, pos: int) -> None:
     t.failed_at = stored
     t.written = stored
     t.block_at = pos
+    # a writer that writes in the background (direct mode) notices a failed write a call later: its
+    # first copy records the block whose bytes failed
+    copies = getattr(t.writer, "copies", None)
+    if copies:
+        at = copies[0].get("position_at_failure")
+        if isinstance(at, int) and at <= pos:
+            t.block_at = at
     log.warning("target %s failed at media offset %d (block at %d): %s", t.path, stored, pos, exc)
 
 

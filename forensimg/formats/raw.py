@@ -209,13 +209,18 @@ class RawWriter(ImageWriter):
             others go on; the writer raises only when every copy failed. Per-copy results are in
             ``WriteResult.details["copies"]`` (a dropped copy's ``media_stored`` is, to the byte, the media
             its files hold).
+        direct: write the files with ``O_DIRECT`` where the file system supports it (default), bypassing
+            the page cache (see :class:`~forensimg.outputs.OutputSet`): the bytes are gathered in aligned
+            buffers and each copy's blocks are written by its own helper thread while the caller goes on;
+            a failed write is reported no later than the next :meth:`write` or :meth:`close`, with the exact
+            media the copy's files hold. ``False``: ordinary writes through the page cache.
         **kwargs: see :class:`~forensimg.writer.ImageWriter`.
     """
 
     format: ClassVar[str] = "raw"
 
     def __init__(self, path: str | os.PathLike[str], *, segment_size: int | None = None,
-                 mirror_paths: Sequence[str | os.PathLike[str]] = (), **kwargs: Any) -> None:
+                 mirror_paths: Sequence[str | os.PathLike[str]] = (), direct: bool = True, **kwargs: Any) -> None:
         super().__init__(path, **kwargs)
         if segment_size is not None and segment_size < self.sector_size:
             raise UsageError(f"segment size {segment_size} is smaller than a sector ({self.sector_size})")
@@ -226,7 +231,7 @@ class RawWriter(ImageWriter):
         # exact bytes written (on a helper thread), so the acquisition report need not read the files back:
         # ``WriteResult.details["segment_sha256"]`` (for every live copy)
         self._out = OutputSet(copy_bases(self.path, mirror_paths), self._partial_name, self._check_partial,
-                              lambda: self._pos, hash_segments=True, media_bytes=True)
+                              lambda: self._pos, hash_segments=True, media_bytes=True, direct=direct)
         self._segments = 0
         self._seg_written = 0
         self._out.check_new(1)  # refuse before creating any copy
@@ -264,7 +269,8 @@ class RawWriter(ImageWriter):
 
     @property
     def media_stored(self) -> int:
-        """Media bytes the OS accepted in the first copy (a short write before ENOSPC counts to the byte)."""
+        """Media bytes the OS accepted in the first copy (a short write before ENOSPC counts to the byte;
+        in direct mode, bytes still buffered count once written: exact after :meth:`close` or :meth:`abort`)."""
         return self._out.copies[0].media
 
     @property

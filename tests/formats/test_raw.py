@@ -131,17 +131,24 @@ def test_writer_rejects_bad_values(tmp_path):
         forensimg.create(tmp_path / "x.unknown")
 
 
-def test_disk_full_is_a_write_error(tmp_path):
+@pytest.mark.parametrize("direct", [False, True])
+def test_disk_full_is_a_write_error(tmp_path, direct):
     if not os.path.exists("/dev/full"):
         pytest.skip("/dev/full not present")
     from forensimg.formats.raw import RawWriter
 
-    w = RawWriter(tmp_path / "f.raw")
+    w = RawWriter(tmp_path / "f.raw", direct=direct)
     c = w._out.copies[0]
     assert c.fd is not None
     os.close(c.fd)  # point the writer's (only) copy at /dev/full to get a real ENOSPC
     c.fd = os.open("/dev/full", os.O_WRONLY)
+    if c.dfd is not None:  # direct mode: its O_DIRECT descriptor too (blocks then go to the ordinary one)
+        os.close(c.dfd)
+        c.dfd = None
     with pytest.raises(WriteError, match="No space"):
         w.write(b"z" * 4096)
+        if direct:  # written in the background: reported no later than the next write or the close
+            w.write(b"z")
+            w.close()
     assert w.media_stored == 0
     w.abort()
