@@ -4,7 +4,7 @@
 Usage::
 
     python bench/bench_mirror.py [--size 1G] [--seed 1] [--repeat 3] [--formats raw,fimg,E01]
-                                 [--second-dir DIR] [--json-out FILE]
+                                 [--second-dir DIR | --second-fs ext4-loop] [--json-out FILE]
 
 For each format, each round times (taking turns) one target and two targets (the second with
 ``--mirror``), both from the same cached input (bench/gen_input.py; the page cache is warmed first, so
@@ -14,6 +14,14 @@ second writer's work (the writes; since same-format targets share one writer tha
 second compression for E01/fimg). The overhead is ``best(two) / best(one) - 1``; the issue asks for at
 most 10 %. CPU seconds (user + system of the acquire process) are reported too: on a machine loaded by
 other work they show the cost better than wall time.
+
+Where the second target goes: by default beside the first (same file system); ``--second-dir /dev/shm``
+puts it in RAM (tmpfs: a write there is a memory copy plus fresh-page allocation, which no second disk
+needs); ``--second-fs ext4-loop`` (root) makes an ext4 in a sparse file under bench/out, attaches it with
+``losetup --direct-io=on`` (the loop device writes through to the disk, not into the page cache of its
+backing file), mounts it and writes the second target there: a second block-device file system, as a
+second disk would be (on this VM its backing file shares the one virtual disk with the first target).
+The loop device and the mount are removed afterwards, also when a run fails.
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +51,45 @@ from _common import (
 )
 
 EXT = {"raw": ".raw", "fimg": ".fimg", "e01": ".E01", "ewf": ".E01"}
+SECOND_FS = ("ext4-loop",)
+
+
+def _run(*cmd: str) -> str:
+    r = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r.stdout.strip()
+
+
+@contextmanager
+def second_fs(kind: str, size: int) -> Iterator[Path]:
+    """A fresh file system of ``kind`` on a loop device (room for one copy of ``size`` bytes and more),
+    mounted under bench/out; unmounted, detached and deleted on exit."""
+    if kind != "ext4-loop":
+        raise SystemExit(f"unknown --second-fs {kind!r} (known: {', '.join(SECOND_FS)})")
+    if os.geteuid() != 0:
+        raise SystemExit("--second-fs needs root (losetup, mount)")
+    root = OUT_DIR / "mirror-second-fs"
+    backing, mnt = root / "ext4.img", root / "mnt"
+    shutil.rmtree(root, ignore_errors=True)
+    mnt.mkdir(parents=True)
+    with open(backing, "wb") as f:
+        f.truncate(size * 5 // 4 + (256 << 20))  # sparse: blocks are allocated as the copy is written
+    dev = None
+    mounted = False
+    try:
+        dev = _run("losetup", "--find", "--show", "--direct-io=on", str(backing))
+        # inode tables and journal initialised now, not by a background thread during the runs
+        _run("mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev)
+        _run("mount", dev, str(mnt))
+        mounted = True
+        yield mnt
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(mnt)], check=False, capture_output=True)
+        if dev is not None:
+            subprocess.run(["losetup", "-d", dev], check=False, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def acquire(src: Path, targets: list[Path], extra: list[str]) -> dict[str, Any]:
@@ -59,14 +107,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="forensimg acquire: one target vs two (--mirror).")
     add_common_options(ap)
     ap.add_argument("--formats", default="raw,fimg,E01", help="formats to acquire to (default raw,fimg,E01)")
-    ap.add_argument("--second-dir", type=Path, default=None,
-                    help="folder for the second target (default: bench/out, the same disk as the first); "
-                    "e.g. /dev/shm to stand for a second, independent disk")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--second-dir", type=Path, default=None,
+                       help="folder for the second target (default: bench/out, the same disk as the first); "
+                       "e.g. /dev/shm (RAM)")
+    where.add_argument("--second-fs", choices=SECOND_FS, default=None,
+                       help="put the second target on a fresh file system of this kind on a loop device "
+                       "(root; ext4-loop: ext4 in a sparse file under bench/out, losetup --direct-io=on)")
     args = ap.parse_args(argv)
     src = prepare_input(args.size, args.seed).path
+    if args.second_fs:
+        with second_fs(args.second_fs, args.size) as mnt:
+            return _bench(args, src, mnt / "forensimg-mirror-work", f"{args.second_fs} ({mnt})")
+    second = (args.second_dir / "forensimg-mirror-work") if args.second_dir else OUT_DIR / "mirror-work" / "b"
+    return _bench(args, src, second, str(args.second_dir or OUT_DIR))
+
+
+def _bench(args: argparse.Namespace, src: Path, second: Path, second_name: str) -> int:
     work = OUT_DIR / "mirror-work"
-    second = (args.second_dir / "forensimg-mirror-work") if args.second_dir else work / "b"
     rows: list[dict[str, Any]] = []
+    print(f"second target in {second_name}", flush=True)
 
     def fresh(_kind: str) -> None:
         """Empty folders, dirty pages written back, the source in the page cache (before every run, untimed)."""
@@ -120,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ))  # fmt: skip
     if args.json_out:
         write_json(args.json_out, {"size": args.size, "seed": args.seed, "rows": rows,
-                                   "second_dir": str(args.second_dir or OUT_DIR),
+                                   "second_dir": second_name,
                                    "cpu_count": os.cpu_count()})  # fmt: skip
     return 0
 
