@@ -75,6 +75,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _MASK = 0x7FFFFFFF
+_pread = os.pread
+_bisect_right = bisect.bisect_right
 _MAX_CHUNK_SIZE = 256 << 20  # 32768 sectors x 4096 bytes = 128 MiB is the largest ewfacquire makes
 _MAX_HEADER_SECTION = 64 << 20
 _MEDIA_TYPES = {0x00: "removable", 0x01: "fixed", 0x03: "optical", 0x0E: "logical", 0x10: "memory"}
@@ -536,6 +538,8 @@ class EWFImage(Image):
         self._group_firsts = [g.first_chunk for g in parsed.groups]
         self._structure_faults = tuple(parsed.faults)
         super().__init__(info, zero_fill=zero_fill)
+        # the constants of the hot path in one attribute (see _read_chunk)
+        self._hot = (self._chunk_size, self._size, self._groups, self._group_firsts, self._files.fds)
 
     # -- opening ----------------------------------------------------------------------------------
 
@@ -1069,6 +1073,48 @@ class EWFImage(Image):
     # -- reading ----------------------------------------------------------------------------------
 
     def _read_chunk(self, index: int) -> bytes:
+        # The hot path of every read: a chunk of the usual table (entries within 2^31 bytes of the base)
+        # whose stored bytes read whole and check out (a complete zlib stream with nothing after it and
+        # its own Adler-32 right, inflating to exactly the chunk; or the data plus its little-endian
+        # Adler-32, spec §Chunks) is returned from here. Anything else (a short read, an entry outside its
+        # data, a padded last chunk, a bad checksum, undecodable data, an EnCase 6.7.1 overflow table) goes
+        # through _read_chunk_checked, which applies the same rules again and raises the ChecksumError
+        # that names the chunk, its media range, the segment file and the offset.
+        cs, size, groups, firsts, fds = self._hot
+        g = groups[_bisect_right(firsts, index) - 1]
+        base = g.base
+        data_end = g.data_end
+        if data_end - base <= _MASK:
+            entries = g.entries
+            k = index - g.first_chunk
+            e = entries[k]
+            start = base + (e & _MASK)
+            end = base + (entries[k + 1] & _MASK) if k + 1 < len(entries) else data_end
+            expected = size - index * cs
+            if expected > cs:
+                expected = cs
+            if g.data_start <= start < end <= data_end:
+                try:
+                    stored = _pread(fds[g.segment], end - start, start)
+                except (OSError, IndexError):  # read again below, which names the file and the error
+                    stored = b""
+                if len(stored) == end - start:
+                    if e >> 31:
+                        d = _decompressobj()
+                        try:
+                            out: bytes = d.decompress(stored, cs + 1)
+                        except _ZLIB_ERRORS:
+                            out = b""
+                        if len(out) == expected and d.eof and not d.unused_data:
+                            return out
+                    elif len(stored) == expected + 4 and _adler32(memoryview(stored)[:expected]) == int.from_bytes(
+                        stored[expected:], "little"
+                    ):
+                        return stored[:expected]
+        return self._read_chunk_checked(index)
+
+    def _read_chunk_checked(self, index: int) -> bytes:
+        """Read and check chunk ``index`` the long way, diagnosing what is wrong with it."""
         cs = self._chunk_size
         mstart = index * cs
         expected = min(cs, self._size - mstart)
