@@ -132,9 +132,9 @@ def _daemonize_and_serve(serve: Any, log_file: str | None) -> int:
 @click.option(
     "--multi-threaded/--single-threaded",
     default=None,
-    help="Serve with libfuse's unbounded multithreaded loop, or one request at a time. Default: the "
-    "multithreaded loop with two workers (libfuse 3.12+; measured fastest for one reader and as fast as "
-    "one request at a time for four).",
+    help="Serve with libfuse's multithreaded loop, or with libfuse's own loop one request at a time. "
+    "Default: forensimg's loop, one request at a time, polling briefly for the next one (measured fastest "
+    "for one reader and for four; see docs/cli.md).",
 )
 @click.option(
     "--mfusepy-read",
@@ -147,6 +147,14 @@ def _daemonize_and_serve(serve: Any, log_file: str | None) -> int:
     is_flag=True,
     hidden=True,
     help="Do not touch the chunk cache's memory before serving (A/B measurements in bench/).",
+)
+@click.option(
+    "--poll-us",
+    type=click.IntRange(min=0, max=100_000),
+    default=None,
+    hidden=True,
+    help="forensimg's loop: how long to keep asking for the next request after a reply, in µs (default 100; "
+    "0: sleep at once).",
 )
 @click.option("--format", "fmt", default=None, help="Force the image format instead of detecting it.")
 @json_option
@@ -163,6 +171,7 @@ def mount_cli(
     multi_threaded: bool | None,
     mfusepy_read: bool,
     no_prefault: bool,
+    poll_us: int | None,
     fmt: str | None,
     as_json: bool,
 ) -> int:
@@ -171,7 +180,7 @@ def mount_cli(
     Reads covering a corrupt chunk fail with EIO (and are logged) unless --zero-fill. By default the mount
     runs in the background and outlives this command; unmount with `forensimg umount MOUNTPOINT`.
     """
-    from forensimg.mount import fuse
+    from forensimg.mount import fuse, loop
 
     fuse.load_mfusepy()  # fail here, with the install hint, if FUSE is missing
     mp = _check_mountpoint(mountpoint)
@@ -204,6 +213,7 @@ def mount_cli(
             fuse.serve(
                 img, files, str(mp), allow_other=allow_other, on_ready=on_ready, multi_threaded=multi_threaded,
                 lean_read=not mfusepy_read, prefault=not no_prefault,
+                poll_us=loop.DEFAULT_POLL_US if poll_us is None else poll_us,
             )  # fmt: skip
 
         if foreground:

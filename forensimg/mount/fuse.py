@@ -15,13 +15,11 @@ logs the chunk, unless the image was opened with ``zero_fill=True`` (then zeros,
 ``image.faults``). The kernel keeps pages it has read (``kernel_cache``: the media never changes), but
 never an error: a read that failed reaches the server again the next time.
 
-The FUSE loop: by default libfuse's multithreaded loop limited to two workers (libfuse 3.12+; else one
-request at a time). Measured on 2 cores (``bench/bench_mount.py``, 2026-11-28 09:20 UTC): one reader
-issuing one request at a time got 8,930 O_DIRECT reads/s with two workers against 5,290 single-threaded
-(a second worker is already waiting for the next request while the first replies) and 10,035 with
-libfuse's unbounded pool, whose extra idle workers cost four concurrent readers a third of their rate
-(9,356 against 14,165 with two workers, 14,861 single-threaded; ewfmount 4,484 and 12,727).
-``multi_threaded=True`` gives the unbounded pool, ``False`` one request at a time.
+The FUSE loop: by default forensimg's own loop on libfuse 3 (:mod:`forensimg.mount.loop`): one request
+at a time, polling ``/dev/fuse`` for up to ``poll_us`` (100 µs) after each reply before it sleeps, which
+spares a reader that waits for each answer the wake-up of the server (one ``O_DIRECT`` reader of random
+4 KiB pages: 1.8x ewfmount's rate; four readers 1.1-1.2x; ``bench/bench_mount.py``, 2026-11-28).
+``multi_threaded=True`` gives libfuse's multithreaded loop, ``False`` libfuse's own single-threaded loop.
 """
 
 from __future__ import annotations
@@ -41,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from forensimg._version import __version__
 from forensimg.errors import ChecksumError, Error, MountError
+from forensimg.mount.loop import DEFAULT_POLL_US
 
 if TYPE_CHECKING:
     from forensimg.fs.tsk import Partition
@@ -351,10 +350,8 @@ class _LeanRead:
     ``OSError`` becomes ``-errno``, any other exception ``-EIO`` (logged), and a ``BaseException`` stops
     the loop and is raised again when it returns.
 
-    mfusepy builds the callback table inside ``FUSE()`` and hands it to its module-level
-    ``fuse_main_real``; :meth:`install` wraps that function for the duration of one ``FUSE()`` call to
-    replace the ``read`` entry. If this mfusepy does not have the expected names, nothing is replaced
-    (mfusepy's own callback is used).
+    :func:`_hook_main` puts :attr:`field` in mfusepy's callback table. If this mfusepy does not have the
+    expected names, :attr:`field` is ``None`` and mfusepy's own callback is used.
     """
 
     def __init__(self, mfusepy: Any, ops: Any) -> None:
@@ -362,8 +359,9 @@ class _LeanRead:
 
         self.mfusepy = mfusepy
         self.critical: BaseException | None = None
-        self._real_main: Any = None
-        self._field: Any = None
+        self.field: Any = None
+        """The callback as a ``read`` entry of mfusepy's table (``None``: this mfusepy's layout is not the one
+        expected, so mfusepy's own callback stays)."""
         ops_type = getattr(mfusepy, "fuse_operations", None)
         fi_type = getattr(mfusepy, "fuse_file_info", None)
         if ops_type is None or fi_type is None or not hasattr(mfusepy, "fuse_main_real"):
@@ -402,28 +400,44 @@ class _LeanRead:
         self._callback = ctypes.CFUNCTYPE(
             ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64, ctypes.c_void_p
         )(lean_read)
-        self._field = ctypes.cast(self._callback, proto)
+        self.field = ctypes.cast(self._callback, proto)
 
-    def install(self) -> bool:
-        """Replace the ``read`` entry of the next table mfusepy hands to libfuse; whether it could."""
-        if self._field is None:
-            return False
-        real_main = self._real_main = self.mfusepy.fuse_main_real
-        field = self._field
 
-        def fuse_main_real(argc: Any, argv: Any, fuse_ops_p: Any, size: Any, user_data: Any) -> Any:
-            if fuse_ops_p.contents.read:  # mfusepy set a read callback: use ours instead
-                fuse_ops_p.contents.read = field
-            return real_main(argc, argv, fuse_ops_p, size, user_data)
 
-        self.mfusepy.fuse_main_real = fuse_main_real
-        return True
+def _hook_main(mfusepy: Any, read_field: Any, poll_us: int | None) -> Callable[[], None]:
+    """Wrap mfusepy's module-level ``fuse_main_real`` for one ``FUSE()`` call; returns the undo function.
 
-    def uninstall(self) -> None:
-        """Put mfusepy's ``fuse_main_real`` back."""
-        if self._real_main is not None:
-            self.mfusepy.fuse_main_real = self._real_main
-            self._real_main = None
+    mfusepy builds the callback table inside ``FUSE()`` and hands it to ``fuse_main_real``. The wrapper
+    puts ``read_field`` (the lean read callback, if any) in place of mfusepy's ``read`` entry, and with
+    ``poll_us`` not ``None`` runs forensimg's request loop (:func:`forensimg.mount.loop.run`) instead of
+    libfuse's.
+    """
+    from forensimg.mount import loop
+
+    real_main = mfusepy.fuse_main_real
+    lib = mfusepy._libfuse
+
+    def fuse_main_real(argc: Any, argv: Any, fuse_ops_p: Any, size: Any, user_data: Any) -> Any:
+        if read_field is not None and fuse_ops_p.contents.read:  # mfusepy set a read callback: ours instead
+            fuse_ops_p.contents.read = read_field
+        if poll_us is not None:
+            return loop.run(lib, [argv[i] for i in range(argc)], fuse_ops_p, size, user_data, poll_us=poll_us)
+        return real_main(argc, argv, fuse_ops_p, size, user_data)
+
+    mfusepy.fuse_main_real = fuse_main_real
+
+    def undo() -> None:
+        mfusepy.fuse_main_real = real_main
+
+    return undo
+
+
+def _own_loop_available(mfusepy: Any) -> bool:
+    from forensimg.mount import loop
+
+    lib = getattr(mfusepy, "_libfuse", None)
+    version = (getattr(mfusepy, "fuse_version_major", 0) or 0, getattr(mfusepy, "fuse_version_minor", 0) or 0)
+    return lib is not None and hasattr(mfusepy, "fuse_main_real") and loop.available(lib, version)
 
 
 # glibc mallopt parameters (malloc.h)
@@ -500,6 +514,7 @@ def serve(
     multi_threaded: bool | None = None,
     lean_read: bool = True,
     prefault: bool = True,
+    poll_us: int = DEFAULT_POLL_US,
 ) -> None:
     """Mount and serve until unmounted (blocks; ``ro``).
 
@@ -509,47 +524,46 @@ def serve(
         mountpoint: an existing empty folder.
         allow_other: let other users read the mount (needs ``user_allow_other`` for non-root).
         on_ready: called once the kernel mount is live (from FUSE's ``init``).
-        multi_threaded: ``None`` (default): libfuse's multithreaded loop with two workers where libfuse
-            is 3.12 or later (see the module docstring), else one request at a time; ``True``: the
-            multithreaded loop with libfuse's own limits; ``False``: one request at a time on the calling
-            thread.
+        multi_threaded: ``None`` (default): forensimg's request loop (:mod:`forensimg.mount.loop`; where
+            libfuse is not version 3, libfuse's single-threaded loop); ``True``: libfuse's multithreaded
+            loop; ``False``: libfuse's single-threaded loop (one request at a time on the calling thread).
         single_threaded: the opposite of ``multi_threaded`` (kept for callers of the earlier API);
             ``None`` leaves ``multi_threaded`` in charge.
         lean_read: serve ``read`` through a leaner ctypes callback than mfusepy's (see
             :class:`_LeanRead`); ``False`` keeps mfusepy's.
         prefault: touch the decoded-chunk cache's memory before serving (see
             :func:`prefault_cache_memory`), so that filling the cache costs no page faults.
+        poll_us: forensimg's loop: how long to keep asking for the next request after serving one
+            (µs; 0: sleep at once). See :mod:`forensimg.mount.loop`.
 
     Raises:
         MountError: the mount could not be made.
     """
     if single_threaded is not None:
         multi_threaded = not single_threaded
+    if poll_us < 0:
+        raise ValueError("poll_us must not be negative")
     mfusepy = load_mfusepy()
-    loop_options: dict[str, Any] = {}
-    if multi_threaded is None:  # two workers where libfuse can bound its pool (max_threads: 3.12+)
-        version = (getattr(mfusepy, "fuse_version_major", 0) or 0, getattr(mfusepy, "fuse_version_minor", 0) or 0)
-        multi_threaded = version >= (3, 12)
-        if multi_threaded:
-            loop_options["max_threads"] = 2
-    ops = ImageFS(image, files, on_ready=on_ready, pin_threads=multi_threaded)
+    own_loop = multi_threaded is None and _own_loop_available(mfusepy)
+    threaded = bool(multi_threaded)
+    ops = ImageFS(image, files, on_ready=on_ready, pin_threads=threaded)
     name = os.path.basename(os.fspath(image.info.segments[0])) if image.info.segments else "image"
     fsname = "forensimg:" + re.sub(r"[,\s\\]", "_", name)
     if prefault:
         prefault_cache_memory(image)
     lean = _LeanRead(mfusepy, ops) if lean_read else None
-    if lean is not None and not lean.install():
+    if lean is not None and lean.field is None:
         lean = None
-        log.info("reads served through mfusepy's read callback (this mfusepy's layout is not the one expected)")
-    else:
-        kind = ("two-worker" if loop_options else "multithreaded") if multi_threaded else "single-threaded"
-        log.info("reads served through the %s read callback, %s FUSE loop", "lean" if lean else "mfusepy's", kind)
+        log.info("mfusepy's read callback kept (this mfusepy's layout is not the one expected)")
+    kind = "forensimg" if own_loop else "multithreaded" if threaded else "single-threaded"
+    log.info("reads served through the %s read callback, %s FUSE loop", "lean" if lean else "mfusepy's", kind)
+    undo = _hook_main(mfusepy, None if lean is None else lean.field, poll_us if own_loop else None)
     try:
         mfusepy.FUSE(
             ops,
             mountpoint,
             foreground=True,
-            nothreads=not multi_threaded,
+            nothreads=not threaded,
             ro=True,
             allow_other=allow_other,
             fsname=fsname,
@@ -559,12 +573,10 @@ def serve(
             # a page whose read failed (EIO) is not in the page cache, so the next read asks again.
             kernel_cache=True,
             debug=debug,
-            **loop_options,
         )
     except RuntimeError as exc:
         raise MountError(f"cannot mount on '{mountpoint}' (libfuse error {exc})", path=mountpoint) from None
     finally:
-        if lean is not None:
-            lean.uninstall()
+        undo()
     if lean is not None and lean.critical is not None:
         raise lean.critical

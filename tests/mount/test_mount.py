@@ -182,11 +182,13 @@ def _ewf() -> bool:
     return ewf_available()
 
 
-# the mount's read paths: the lean ctypes callback (default), mfusepy's own one, the multithreaded loop
-READ_PATHS = [(), ("--mfusepy-read",), ("--multi-threaded",), ("--single-threaded",)]
+# the mount's read paths: the lean ctypes callback (default), mfusepy's own one; the loops: forensimg's
+# (default; with and without its poll window), libfuse's multithreaded and single-threaded ones
+READ_PATHS = [(), ("--mfusepy-read",), ("--poll-us", "0"), ("--multi-threaded",), ("--single-threaded",)]
 
 
-@pytest.mark.parametrize("options", READ_PATHS, ids=["lean", "mfusepy-read", "multi-threaded", "single-threaded"])
+@pytest.mark.parametrize("options", READ_PATHS,
+                         ids=["lean", "mfusepy-read", "no-poll", "multi-threaded", "single-threaded"])
 def test_corrupt_chunk_gives_eio_and_is_logged(mount, tmp_path, options):
     if not _ewf():
         pytest.skip("forensimg cannot open E01 yet")
@@ -209,7 +211,7 @@ def test_corrupt_chunk_gives_eio_and_is_logged(mount, tmp_path, options):
     assert "corrupt chunk 3 (media bytes 196608..262143)" in log.read_text()
     callback = "mfusepy's" if "--mfusepy-read" in options else "lean"
     loop = {"--multi-threaded": "multithreaded", "--single-threaded": "single-threaded"}.get(
-        options[-1] if options else "", "two-worker")  # the default: libfuse 3.14 here
+        options[-1] if options else "", "forensimg")  # the default: libfuse 3 here
     assert f"reads served through the {callback} read callback, {loop} FUSE loop" in log.read_text()
 
 
@@ -332,8 +334,8 @@ def _expected(raw: bytes, seed: int, n: int) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("options", [(), ("--multi-threaded",), ("--single-threaded",)],
-                         ids=["two-worker", "multi-threaded", "single-threaded"])
+@pytest.mark.parametrize("options", [(), ("--poll-us", "0"), ("--multi-threaded",), ("--single-threaded",)],
+                         ids=["forensimg-loop", "no-poll", "multi-threaded", "single-threaded"])
 def test_reads_from_several_processes_at_once(mount, media_dir, options):
     paths = disk_variant("ewf-seg" if _ewf() else "split", media_dir)
     mp, _ = mount(paths[0], *options)
@@ -410,3 +412,73 @@ def test_mount_errors_are_one_line(tmp_path, mount):
         p = _forensimg(*args, check=False)
         assert p.returncode == 3, p.stderr
         assert text in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def _fuse_fd_flags(pid: int) -> int:
+    """The file status flags of the daemon's /dev/fuse descriptor (from /proc, octal)."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target == "/dev/fuse":
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("flags:"):
+                        return int(line.split()[1], 8)
+    raise AssertionError("the daemon has no /dev/fuse descriptor")
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("options", [(), ("--poll-us", "0"), ("--single-threaded",)],
+                         ids=["forensimg-loop", "no-poll", "libfuse-loop"])
+def test_own_loop_polls_then_sleeps(mount, options):
+    """forensimg's loop reads /dev/fuse non-blocking (libfuse's own loop blocks in read), and an idle mount
+    sleeps in poll(2): it uses no CPU while nothing is asked of it."""
+    mp, doc = mount(FLOPPY_SPLIT, *options)
+    pid = doc["pid"]
+    assert hashlib.sha256((mp / "disk.raw").read_bytes()).hexdigest() == FLOPPY_SHA256
+    own = "--single-threaded" not in options
+    assert bool(_fuse_fd_flags(pid) & os.O_NONBLOCK) == own
+    before = _cpu_seconds(pid)
+    started = time.perf_counter()
+    h = hashlib.sha256()
+    block = b"\1" * (1 << 20)
+    for _ in range(256):  # fixed work in this process while the mount is idle
+        h.update(block)
+    busy = time.perf_counter() - started
+    used = _cpu_seconds(pid) - before
+    assert used <= 0.03 + 0.05 * busy, f"the idle daemon used {used:.2f} s of CPU in {busy:.2f} s"
+    assert hashlib.sha256((mp / "disk.raw").read_bytes()).hexdigest() == FLOPPY_SHA256  # still serving
+
+
+def test_sigterm_ends_an_idle_foreground_mount(tmp_path):
+    """A signal reaches forensimg's loop while it sleeps in poll(2): it unmounts and exits 0."""
+    mp = tmp_path / "fg"
+    mp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forensimg", "--no-custody", "mount", "--foreground", "--json", str(FLOPPY_SPLIT),
+         str(mp)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the JSON summary is printed once the mount is live
+            if line.rstrip() == "}":
+                break
+        assert os.path.ismount(mp)
+        assert hashlib.sha256((mp / "disk.raw").read_bytes()).hexdigest() == FLOPPY_SHA256
+        assert bool(_fuse_fd_flags(proc.pid) & os.O_NONBLOCK)  # forensimg's loop
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert not os.path.ismount(mp)
+    finally:
+        _teardown(mp, proc.pid)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
