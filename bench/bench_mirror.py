@@ -4,7 +4,7 @@
 Usage::
 
     python bench/bench_mirror.py [--size 1G] [--seed 1] [--repeat 3] [--formats raw,fimg,E01]
-                                 [--second-dir DIR | --second-fs ext4-loop] [--json-out FILE]
+                                 [--second-dir DIR | --second-fs ext4-loop|ext4-ram] [--json-out FILE]
 
 For each format, each round times (taking turns) one target and two targets (the second with
 ``--mirror``), both from the same cached input (bench/gen_input.py; the page cache is warmed first, so
@@ -21,6 +21,10 @@ needs); ``--second-fs ext4-loop`` (root) makes an ext4 in a sparse file under be
 ``losetup --direct-io=on`` (the loop device writes through to the disk, not into the page cache of its
 backing file), mounts it and writes the second target there: a second block-device file system, as a
 second disk would be (on this VM its backing file shares the one virtual disk with the first target).
+``--second-fs ext4-ram`` does the same over a file in /dev/shm whose memory is allocated and touched
+before the runs (``fallocate`` plus a write of every page, untimed): a second device with its own
+bandwidth, whose writes cost one memory copy in the loop device's kernel thread and no fresh pages
+(the nearest stand-in for a second disk this one-disk VM has; a real disk's DMA costs less still).
 The loop device and the mount are removed afterwards, also when a run fails.
 """
 
@@ -51,7 +55,7 @@ from _common import (
 )
 
 EXT = {"raw": ".raw", "fimg": ".fimg", "e01": ".E01", "ewf": ".E01"}
-SECOND_FS = ("ext4-loop",)
+SECOND_FS = ("ext4-loop", "ext4-ram")
 
 
 def _run(*cmd: str) -> str:
@@ -65,20 +69,30 @@ def _run(*cmd: str) -> str:
 def second_fs(kind: str, size: int) -> Iterator[Path]:
     """A fresh file system of ``kind`` on a loop device (room for one copy of ``size`` bytes and more),
     mounted under bench/out; unmounted, detached and deleted on exit."""
-    if kind != "ext4-loop":
+    if kind not in SECOND_FS:
         raise SystemExit(f"unknown --second-fs {kind!r} (known: {', '.join(SECOND_FS)})")
     if os.geteuid() != 0:
         raise SystemExit("--second-fs needs root (losetup, mount)")
     root = OUT_DIR / "mirror-second-fs"
-    backing, mnt = root / "ext4.img", root / "mnt"
+    mnt = root / "mnt"
+    backing = root / "ext4.img" if kind == "ext4-loop" else Path("/dev/shm/forensimg-mirror-ext4.img")
     shutil.rmtree(root, ignore_errors=True)
     mnt.mkdir(parents=True)
+    nbytes = size * 5 // 4 + (256 << 20)
     with open(backing, "wb") as f:
-        f.truncate(size * 5 // 4 + (256 << 20))  # sparse: blocks are allocated as the copy is written
+        if kind == "ext4-loop":
+            f.truncate(nbytes)  # sparse: blocks are allocated as the copy is written
+        else:
+            os.posix_fallocate(f.fileno(), 0, nbytes)  # tmpfs: the pages exist from now on
+            block = b"\xa5" * (1 << 20)
+            for _ in range(nbytes >> 20):  # and are touched once (first touch is what costs on a VM)
+                f.write(block)
     dev = None
     mounted = False
     try:
-        dev = _run("losetup", "--find", "--show", "--direct-io=on", str(backing))
+        # ext4-ram: tmpfs has no O_DIRECT, the loop device writes into the (allocated) pages of its file
+        dev = _run("losetup", "--find", "--show", *(["--direct-io=on"] if kind == "ext4-loop" else []),
+                   str(backing))
         # inode tables and journal initialised now, not by a background thread during the runs
         _run("mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev)
         _run("mount", dev, str(mnt))
@@ -90,6 +104,8 @@ def second_fs(kind: str, size: int) -> Iterator[Path]:
         if dev is not None:
             subprocess.run(["losetup", "-d", dev], check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+        if kind != "ext4-loop":
+            backing.unlink(missing_ok=True)
 
 
 def acquire(src: Path, targets: list[Path], extra: list[str]) -> dict[str, Any]:
@@ -113,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "e.g. /dev/shm (RAM)")
     where.add_argument("--second-fs", choices=SECOND_FS, default=None,
                        help="put the second target on a fresh file system of this kind on a loop device "
-                       "(root; ext4-loop: ext4 in a sparse file under bench/out, losetup --direct-io=on)")
+                       "(root; ext4-loop: ext4 in a sparse file under bench/out, losetup --direct-io=on; "
+                       "ext4-ram: ext4 in a file in /dev/shm whose memory is allocated beforehand)")
     args = ap.parse_args(argv)
     src = prepare_input(args.size, args.seed).path
     if args.second_fs:
