@@ -4,7 +4,7 @@
 Usage::
 
     python bench/bench_mirror.py [--size 1G] [--seed 1] [--repeat 3] [--formats raw,fimg,E01]
-                                 [--second-dir DIR | --second-fs ext4-loop|ext4-ram] [--json-out FILE]
+                                 [--second-dir DIR | --second-fs KIND | --first-fs KIND] [--json-out FILE]
 
 For each format, each round times (taking turns) one target and two targets (the second with
 ``--mirror``), both from the same cached input (bench/gen_input.py; the page cache is warmed first, so
@@ -25,6 +25,10 @@ second disk would be (on this VM its backing file shares the one virtual disk wi
 before the runs (``fallocate`` plus a write of every page, untimed): a second device with its own
 bandwidth, whose writes cost one memory copy in the loop device's kernel thread and no fresh pages
 (the nearest stand-in for a second disk this one-disk VM has; a real disk's DMA costs less still).
+``--first-fs KIND`` turns it round: the first target (written in both runs) goes on such a file system
+and the second one on this machine's disk (bench/out), so that what the second copy adds is a write to
+a real block device, whose transfers cost the guest no memory copy (with ``ext4-ram`` first, the loop
+device's copy into RAM is in both runs alike).
 The loop device and the mount are removed afterwards, also when a run fails.
 """
 
@@ -131,16 +135,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="put the second target on a fresh file system of this kind on a loop device "
                        "(root; ext4-loop: ext4 in a sparse file under bench/out, losetup --direct-io=on; "
                        "ext4-ram: ext4 in a file in /dev/shm whose memory is allocated beforehand)")
+    where.add_argument("--first-fs", choices=SECOND_FS, default=None,
+                       help="the other way round: the FIRST target (written in both runs) on such a file system, "
+                       "the second one in bench/out (this machine's disk)")
     args = ap.parse_args(argv)
     src = prepare_input(args.size, args.seed).path
+    work = OUT_DIR / "mirror-work"
     if args.second_fs:
         with second_fs(args.second_fs, args.size) as mnt:
-            return _bench(args, src, mnt / "forensimg-mirror-work", f"{args.second_fs} ({mnt})")
-    second = (args.second_dir / "forensimg-mirror-work") if args.second_dir else OUT_DIR / "mirror-work" / "b"
-    return _bench(args, src, second, str(args.second_dir or OUT_DIR))
+            return _bench(args, src, work / "a", mnt / "forensimg-mirror-work", f"{args.second_fs} ({mnt})")
+    if args.first_fs:
+        with second_fs(args.first_fs, args.size) as mnt:
+            return _bench(args, src, mnt / "forensimg-mirror-work", work / "b",
+                          f"{OUT_DIR} (the first in {args.first_fs}, {mnt})")
+    second = (args.second_dir / "forensimg-mirror-work") if args.second_dir else work / "b"
+    return _bench(args, src, work / "a", second, str(args.second_dir or OUT_DIR))
 
 
-def _bench(args: argparse.Namespace, src: Path, second: Path, second_name: str) -> int:
+def _bench(args: argparse.Namespace, src: Path, first: Path, second: Path, second_name: str) -> int:
     work = OUT_DIR / "mirror-work"
     rows: list[dict[str, Any]] = []
     print(f"second target in {second_name}", flush=True)
@@ -148,8 +160,9 @@ def _bench(args: argparse.Namespace, src: Path, second: Path, second_name: str) 
     def fresh(_kind: str) -> None:
         """Empty folders, dirty pages written back, the source in the page cache (before every run, untimed)."""
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(first, ignore_errors=True)
         shutil.rmtree(second, ignore_errors=True)
-        (work / "a").mkdir(parents=True)
+        first.mkdir(parents=True)
         second.mkdir(parents=True)
         subprocess.run(["sync"], check=False)
         warm_cache(src)
@@ -164,7 +177,7 @@ def _bench(args: argparse.Namespace, src: Path, second: Path, second_name: str) 
         for fmt in [f.strip().lower() for f in args.formats.split(",") if f.strip()]:
             ext = EXT[fmt]
             extra = ["--compression", "fast"] if fmt in ("e01", "ewf") else []
-            targets = {"one": [work / "a" / f"img{ext}"], "two": [work / "a" / f"img{ext}", second / f"img{ext}"]}
+            targets = {"one": [first / f"img{ext}"], "two": [first / f"img{ext}", second / f"img{ext}"]}
             runs = interleave(
                 {kind: functools.partial(acquire, src, ts, extra) for kind, ts in targets.items()},
                 args.repeat,
@@ -185,6 +198,7 @@ def _bench(args: argparse.Namespace, src: Path, second: Path, second_name: str) 
                          "cpu_overhead_best": min(cpu["two"]) / min(cpu["one"]) - 1, "cpu_rounds": cpu})  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(first, ignore_errors=True)
         shutil.rmtree(second, ignore_errors=True)
     print()
     print(markdown_table(
