@@ -6,13 +6,15 @@ each answer (``cat``, ``sha256sum``, Sleuth Kit, a database engine reading pages
 benchmarks run on, the wake-up of an idle vCPU costs more than serving a cached 4 KiB read, and the next
 request of such a reader comes 20-100 µs after the reply. So after each request this loop keeps asking
 ``/dev/fuse`` (non-blocking) for the next one for a short window (``poll_us``, default 100 µs) before it
-sleeps in ``poll(2)``. When requests queue up (several readers) it never waits at all, and unlike a pool
-of libfuse worker threads it never hands the GIL between threads. Measured with ``bench/bench_mount.py``
-(2026-11-28, 10:00-10:10 UTC, 6 and 4 rounds of 10,000 random 4 KiB reads on a 256 MiB E01, ratios to
-ewfmount, best / median / paired): one ``O_DIRECT`` reader 1.84x / 1.85x / 1.77x with a 100 µs window
-(1.57x / 1.72x / 1.54x with 50 µs; libfuse's own single-threaded loop 0.87x / 0.92x / 0.86x), four
-readers 1.22x / 1.09x / 1.16x (libfuse's loop with two workers 0.95x / 1.07x / 1.09x). The window costs
-at most ``poll_us`` of CPU after the last request of a burst.
+sleeps in ``poll(2)``, yielding the CPU between its tries (``sched_yield``: the readers it waits for may
+need that CPU; an idle one returns at once). When requests queue up (several readers) it never waits at
+all, and unlike a pool of libfuse worker threads it never hands the GIL between threads.
+
+Measured with ``bench/bench_mount.py`` (2026-11-28 10:40 UTC, 5 rounds of 10,000 random 4 KiB reads on a
+256 MiB E01, ratios to ewfmount, best / median / paired): one ``O_DIRECT`` reader 1.81x / 1.30x / 1.43x
+(libfuse's single-threaded loop 1.12x / 0.74x / 0.76x), four readers 1.28x / 1.13x / 1.13x (libfuse's
+single-threaded loop 1.30x / 1.15x / 1.22x, the same CPU per read). The window sweep and the earlier loops
+are in bench/README.md. The window costs at most ``poll_us`` of CPU after the last request of a burst.
 
 How: the steps of libfuse's ``fuse_main_real`` (lib/helper.c: ``fuse_new``, ``fuse_mount``, the signal
 handlers, then ``fuse_unmount`` and ``fuse_destroy``) around the loop of ``fuse_session_loop``
@@ -136,6 +138,7 @@ def _serve(lib: Any, se: int, poll_ns: int) -> int:
     process = lib.fuse_session_process_buf
     exited = lib.fuse_session_exited
     clock = time.perf_counter_ns
+    yield_cpu = os.sched_yield
     again, intr = -errno.EAGAIN, -errno.EINTR
     # non-blocking: receive answers -EAGAIN (silently, fuse_lowlevel.c) when no request is waiting
     os.set_blocking(fd, False)
@@ -150,6 +153,10 @@ def _serve(lib: Any, se: int, poll_ns: int) -> int:
                 if poll_ns:
                     deadline = clock() + poll_ns
                     while res == again and clock() < deadline:
+                        # give the CPU to whatever else is runnable here (the readers whose next requests
+                        # are awaited, on a machine with few cores); on an otherwise idle CPU this returns
+                        # at once
+                        yield_cpu()
                         res = receive(se, bref)
                     if res > 0:
                         process(se, bref)
