@@ -144,7 +144,9 @@ def _serve(lib: Any, se: int, poll_ns: int) -> int:
     os.set_blocking(fd, False)
     res = 0
     try:
-        while not exited(se):
+        # fuse_session_receive_buf itself answers 0 once the session is exited (a signal, fuse_exit) or
+        # unmounted (lib/fuse_lowlevel.c), so the loop needs no separate exited() call per request
+        while True:
             res = receive(se, bref)
             if res > 0:
                 process(se, bref)
@@ -162,11 +164,13 @@ def _serve(lib: Any, se: int, poll_ns: int) -> int:
                         process(se, bref)
                         continue
                 if res == again:
-                    # sleep until a request comes; a signal interrupts poll (EINTR) and the loop looks at
-                    # exited(), which libfuse's handler has set
+                    # sleep until a request comes; a signal interrupts poll (EINTR) and the next receive
+                    # answers 0 if libfuse's handler has marked the session exited
                     cpoll(pref, 1, -1)
                     continue
             if res == intr:
+                if exited(se):
+                    break
                 continue
             break  # 0: unmounted or exited; another negative errno: a failure of /dev/fuse
     finally:
