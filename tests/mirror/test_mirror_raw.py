@@ -181,13 +181,17 @@ def test_every_raw_copy_fails_raises_the_primary_error(small_disk):
 
 @needs_root
 @pytest.mark.root
-def test_cli_raw_copies_share_a_writer_one_fills_its_disk(tmp_path, small_disk, capsys):
+@pytest.mark.parametrize("disk", ["small_disk", "small_ext4"])
+def test_cli_raw_copies_share_a_writer_one_fills_its_disk(tmp_path, disk, request, capsys):
+    """On tmpfs (no O_DIRECT: the ordinary path) and on ext4 (O_DIRECT: the failed write is noticed a
+    write later), the dropped copy reports to the byte what its file holds."""
+    small: Path = request.getfixturevalue(disk)
     data = _data(10 << 20)
     src = tmp_path / "source.dd"
     src.write_bytes(data)
     big = tmp_path / "big"
     big.mkdir()
-    good, bad = big / "ev.raw", small_disk / "ev.raw"
+    good, bad = big / "ev.raw", small / "ev.raw"
     rc = main(["--no-custody", "acquire", str(src), str(good), "--mirror", str(bad), "--json", "-q",
                "--hash", "md5,sha256", "--block-size", "1M"])
     d = json.loads(capsys.readouterr().out)
@@ -200,11 +204,12 @@ def test_cli_raw_copies_share_a_writer_one_fills_its_disk(tmp_path, small_disk, 
     assert t_good["result"]["hashes"]["sha256"] == hashlib.sha256(data).hexdigest()
     # the dropped copy: its own offset and "written" figure are the bytes it really holds, not the
     # shared writer's position (which reached the end of the media)
-    partial = small_disk / "ev.raw.partial"
+    partial = small / "ev.raw.partial"
     held = partial.stat().st_size
     assert t_bad["state"] == "failed" and "No space" in t_bad["error"] and t_bad["result"] is None
     assert t_bad["failed_at"] == t_bad["written"] == held
-    assert 0 < held < len(data) and partial.read_bytes() == data[:held]
+    assert (1 << 20) < held < len(data) and partial.read_bytes() == data[:held]
+    assert copies[1]["media_stored"] == copies[1]["failed_offset"] == held
     assert t_bad["failed_block_at"] % (1 << 20) == 0
     assert t_bad["failed_block_at"] <= held < t_bad["failed_block_at"] + (1 << 20)
     assert d["complete"] is False

@@ -10,23 +10,19 @@ files hold (a prefix of the media), reported no later than the next write.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import forensimg
-from forensimg.cli import main
 from forensimg.errors import WriteError
 from forensimg.formats.raw import RawWriter
 from forensimg.outputs import _STAGE_BYTES
-from tests.fixtures.loopdev import LoopDevices, needs_root
-from tests.helpers import run
+from tests.fixtures.loopdev import needs_root
 
 
 def _data(size: int, seed: int = 5) -> bytes:
@@ -121,50 +117,6 @@ def test_direct_split_members_at_odd_boundaries(tmp_path):
             want).hexdigest()
     with forensimg.open(a) as img:
         assert img.read() == data and img.info.stored_hashes == {"md5": hashlib.md5(data).hexdigest()}
-
-
-@pytest.fixture
-def small_ext4(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MiB ext4 on a loop device with about 5 MiB free (a filler takes the rest); torn down after."""
-    loops = LoopDevices()
-    try:
-        backing = tmp_path / "small.img"
-        with open(backing, "wb") as f:
-            f.truncate(16 << 20)
-        dev = loops(backing)
-        run("mkfs.ext4", "-q", "-F", "-m", "0", dev)
-        mnt = loops.mount(dev, tmp_path / "small")
-        st = os.statvfs(mnt)
-        (mnt / "filler").write_bytes(bytes(st.f_bavail * st.f_frsize - (5 << 20)))
-        yield mnt
-    finally:
-        loops.cleanup()
-
-
-@needs_root
-@pytest.mark.root
-def test_direct_copy_fills_its_ext4_the_other_completes(tmp_path, small_ext4, capsys):
-    data = _data(12 << 20, seed=3)
-    src = tmp_path / "source.dd"
-    src.write_bytes(data)
-    good, bad = tmp_path / "ev.raw", small_ext4 / "ev.raw"
-    rc = main(["--no-custody", "acquire", str(src), str(good), "--mirror", str(bad), "--json", "-q",
-               "--hash", "sha256", "--block-size", "1M"])
-    d = json.loads(capsys.readouterr().out)
-    assert rc == 6, d  # finished, a copy is incomplete
-    t_good, t_bad = d["targets"]
-    assert t_good["state"] == "finished" and good.read_bytes() == data
-    partial = small_ext4 / "ev.raw.partial"
-    held = partial.stat().st_size
-    assert t_bad["state"] == "failed" and "No space" in t_bad["error"]
-    # to the byte: the dropped copy's media is its file's size, and the file is a prefix of the source
-    assert t_bad["failed_at"] == t_bad["written"] == held
-    assert (1 << 20) < held < len(data) and partial.read_bytes() == data[:held]
-    copy = t_good["result"]["details"]["copies"][1]
-    assert copy["media_stored"] == held and copy["failed_offset"] == held
-    # the block whose bytes failed, though the failure was noticed a write later
-    assert t_bad["failed_block_at"] % (1 << 20) == 0
-    assert t_bad["failed_block_at"] <= held < t_bad["failed_block_at"] + (1 << 20)
 
 
 @needs_root
