@@ -466,10 +466,7 @@ class Image(io.RawIOBase):
         return self._load_chunk(index)
 
     def _load_chunk(self, index: int) -> bytes:
-        """Read chunk ``index`` (a cache miss): decode and check it, zero-fill if asked, then cache it.
-
-        :meth:`read_at` has the same steps inline for a read within one chunk.
-        """
+        """Read chunk ``index`` (a cache miss): decode and check it, zero-fill if asked, then cache it."""
         cache = self._cache
         if len(cache) >= self._cache_max:
             # evict the least recently used first: the memory it frees can take the chunk about to be read
@@ -595,17 +592,8 @@ class Image(io.RawIOBase):
         first = offset // cs
         if (end - 1) // cs == first:  # the common case (a sector, a page): one chunk, its lookup inlined
             data = cache.get(first)
-            if data is None:  # _load_chunk, inline
-                if len(cache) >= self._cache_max:
-                    try:
-                        cache.popitem(last=False)
-                    except KeyError:
-                        pass
-                try:
-                    data = self._read_chunk(first)
-                except FormatError as exc:
-                    data = self._zero_filled(first, exc)
-                cache[first] = data
+            if data is None:  # a miss decodes a chunk: the call to _load_chunk costs nothing next to it
+                data = self._load_chunk(first)
             else:
                 try:
                     cache.move_to_end(first)
