@@ -31,6 +31,7 @@ __all__ = [
     "hash_file_direct",
     "hash_image",
     "normalize_algorithms",
+    "update_all",
 ]
 
 ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha256", "sha512")
@@ -245,6 +246,13 @@ def hash_image(
     finally:
         result = hasher.hexdigests()
     return result
+
+
+def update_all(h: Any, items: Iterable[Any]) -> None:
+    """Feed every buffer of ``items`` to the hash object ``h``, in order (for a helper thread: hashlib
+    releases the GIL for large buffers)."""
+    for b in items:
+        h.update(b)
 
 
 def hash_file_direct(path: str, algorithm: str = "sha256", *, block_size: int = 8 << 20) -> str:

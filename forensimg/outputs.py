@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from forensimg.errors import UsageError, WriteError
+from forensimg.hashing import update_all
 from forensimg.records import fsync_dir
 
 __all__ = ["Copy", "OutputSet", "copy_bases"]
@@ -298,7 +299,7 @@ class OutputSet:
             self._wait_hash()  # at most one job queued: bounded memory, write order kept
             if self._hash_pool is None:
                 self._hash_pool = ThreadPoolExecutor(1, thread_name_prefix="forensimg-seghash")
-            self._hash_job = self._hash_pool.submit(_hash_update, self._seg_hash, tuple(iov))
+            self._hash_job = self._hash_pool.submit(update_all, self._seg_hash, tuple(iov))
             self._seg_hashed += total
         if self._stage is not None:
             self._stage_append(iov, total, marks)
@@ -583,14 +584,11 @@ def _write_all(fd: int, iov: Sequence[Buffer], total: int) -> tuple[int, OSError
     return done, None
 
 
-def _hash_update(h: Any, iov: Sequence[Buffer]) -> None:
-    for b in iov:
-        h.update(b)
-
-
 def _pwrite_all(fd: int, data: Buffer, offset: int) -> None:
-    if os.pwrite(fd, data, offset) != len(data):
-        raise OSError(28, "short write")
+    """Write all of ``data`` at ``offset`` (a short write goes on from where it stopped); raise what stopped it."""
+    _done, err = _write_block(fd, data, offset, memoryview(data).nbytes)
+    if err is not None:
+        raise err
 
 
 def _sync_all(targets: list[tuple[int, int]], data_only: bool) -> list[tuple[int, OSError]]:

@@ -53,7 +53,7 @@ from forensimg.formats.ewf.header import (
     header_values,
 )
 from forensimg.formats.ewf.naming import segment_path
-from forensimg.hashing import hash_file, hash_file_direct
+from forensimg.hashing import hash_file, hash_file_direct, update_all
 from forensimg.image import Range
 from forensimg.outputs import OutputSet, copy_bases
 from forensimg.writer import ImageWriter, WriteResult
@@ -82,11 +82,11 @@ RECOMMENDED_MIN_SEGMENT_SIZE = 1024 * 1024
 should not go below this."""
 
 MAX_TABLE_ENTRIES = 65534
+"""Chunks per ``table`` in EnCase 6+ files (ewf-notes §4.5)."""
 GROUP_CHUNKS = 2048
 """Chunks per ``sectors``/``table``/``table2`` group written by forensimg (any count up to
 :data:`MAX_TABLE_ENTRIES` is valid, ewf-notes §4.4): a group's ``sectors`` descriptor is final only when
 the group closes, so smaller groups let the segment's SHA-256 follow the writing (see ``_StreamHash``)."""
-"""Chunks per ``table`` in EnCase 6+ files (ewf-notes §4.5)."""
 
 _MAX_GROUP_BYTES = 0x7FFFFFFF
 """Table entries hold a 31-bit offset from the group base (ewf-notes §4.4)."""
@@ -925,7 +925,7 @@ class _StreamHash:
             return
         ready = self._held[:cut]
         del self._held[:cut]
-        self._job = self._pool.submit(_hash_update, self._h, ready)
+        self._job = self._pool.submit(update_all, self._h, ready)
 
     def hexdigest(self) -> str:
         """The digest of everything fed (all of it must have been released)."""
@@ -933,11 +933,6 @@ class _StreamHash:
         if self._job is not None:
             self._job.result()
         return self._h.hexdigest()
-
-
-def _hash_update(h: Any, items: Sequence[Any]) -> None:
-    for b in items:
-        h.update(b)
 
 
 def _segment_namer(base: Path, number: int) -> Path:
