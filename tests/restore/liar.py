@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 import sys
-import time
+from pathlib import Path
 from typing import Any
 
 try:
@@ -41,31 +40,11 @@ def _serve(backing: str, mountpoint: str, flip_start: int, flip_end: int) -> Non
     """Run the FUSE server in the foreground (this process)."""
     import mfusepy as fuse
 
+    from tests.fixtures.eio import one_file_ops
+
     fd = os.open(backing, os.O_RDWR)
 
-    class Ops(fuse.Operations):  # type: ignore[misc]
-        use_ns = True
-
-        def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
-            now = int(time.time() * 1e9)
-            if path == "/":
-                return {"st_mode": stat.S_IFDIR | 0o755, "st_nlink": 2, "st_atime": now, "st_mtime": now,
-                        "st_ctime": now}
-            if path == "/" + FILE_NAME:
-                return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_size": os.fstat(fd).st_size,
-                        "st_atime": now, "st_mtime": now, "st_ctime": now}
-            raise fuse.FuseOSError(errno.ENOENT)
-
-        def readdir(self, path: str, fh: Any) -> list[str]:
-            return [".", "..", FILE_NAME]
-
-        def open(self, path: str, fi: Any) -> int:
-            if path != "/" + FILE_NAME:
-                raise fuse.FuseOSError(errno.ENOENT)
-            fi.direct_io = 1  # no page cache: every read reaches the server
-            fi.keep_cache = 0
-            return 0
-
+    class Ops(one_file_ops(fuse, lambda: os.fstat(fd).st_size, writable=True)):  # type: ignore[misc]
         def read(self, path: str, size: int, offset: int, fh: Any) -> bytes:
             data = os.pread(fd, size, offset)
             lo, hi = max(offset, flip_start), min(offset + len(data), flip_end)
@@ -109,4 +88,5 @@ if pytest is not None and FuseLoopDevice is not object:
 
 
 if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "serve":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tests.fixtures.eio
     _serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
