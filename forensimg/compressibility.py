@@ -12,24 +12,26 @@ compression CPU). The same idea as the compressibility heuristic of btrfs; nothi
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
 
 import zstandard
 
-__all__ = ["SAMPLE_BYTES", "looks_incompressible"]
+__all__ = ["KEEP_SHARE", "SAMPLE_BYTES", "looks_incompressible", "sample_compressor"]
 
-SAMPLE_BYTES = 2048
+SAMPLE_BYTES = 1024
 """Bytes from the start of a chunk that are compressed as a sample."""
 
 _LEVEL = -5  # zstd's fast levels: the sample only has to show whether there is redundancy
-_KEEP = 0.97  # a sample that does not get below this share of its size counts as incompressible
+KEEP_SHARE = 0.97
+"""A sample that does not compress below this share of its size counts as incompressible."""
 _tls = threading.local()
 
 
-def _compressor() -> Any:
+def sample_compressor() -> Callable[[bytes | memoryview], bytes]:
+    """This thread's sample compressor (for loops that inline :func:`looks_incompressible`)."""
     c = getattr(_tls, "c", None)
     if c is None:
-        c = zstandard.ZstdCompressor(level=_LEVEL, write_content_size=False, write_checksum=False)
+        c = zstandard.ZstdCompressor(level=_LEVEL, write_content_size=False, write_checksum=False).compress
         _tls.c = c
     return c
 
@@ -42,4 +44,4 @@ def looks_incompressible(chunk: bytes | memoryview) -> bool:
     """
     if len(chunk) < 2 * SAMPLE_BYTES:
         return False
-    return len(_compressor().compress(chunk[:SAMPLE_BYTES])) >= _KEEP * SAMPLE_BYTES
+    return len(sample_compressor()(chunk[:SAMPLE_BYTES])) >= KEEP_SHARE * SAMPLE_BYTES

@@ -1,4 +1,4 @@
-"""fimg constants, the 64-byte record header (``struct.Struct``), locations, segment naming and chunk decoding.
+"""fimg constants, locations, segment naming and chunk decoding; the record header comes from :mod:`.record`.
 
 Everything here follows ``formats/fimg/spec.md``; section numbers below refer to it. The per-record header
 is parsed with :data:`RECORD` (a ``struct.Struct``) because it sits in front of every chunk: construct is
@@ -9,30 +9,43 @@ from __future__ import annotations
 
 import hashlib
 import re
-import struct
 import threading
 import zlib
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
-from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
 import zstandard
 
 from forensimg.errors import ChecksumError, MissingSegmentError, UsageError
+from forensimg.formats.fimg.record import (
+    FLAG_COMPRESSED,
+    FLAG_ZERO,
+    M_NONE,
+    M_ZLIB,
+    M_ZSTD,
+    METHOD_NAMES,
+    METHODS,
+    RECORD,
+    RECORD_SIZE,
+    RECORD_TYPES,
+    T_CHECKPOINT,
+    T_CHUNK,
+    T_DIGESTS,
+    T_INDEX,
+    T_METADATA,
+    T_TOP,
+    ZLIB,
+    RecordHeader,
+    pack_record,
+    parse_record,
+    zero_digest,
+    zeros,
+)
 from forensimg.image import FaultKind
 
-ZLIB: ModuleType = zlib
-"""ISA-L's zlib where present: it writes and reads ordinary zlib streams, several times faster (spec §4.3)."""
-try:
-    from isal import isal_zlib
-
-    ZLIB = isal_zlib
-except ImportError:  # pragma: no cover - isal is a dependency; plain zlib is the fallback
-    pass
-
 __all__ = [
+    "DEFAULT_CHECKPOINT_BYTES",
     "DEFAULT_CHECKPOINT_INTERVAL",
     "DEFAULT_CHUNK_SIZE",
     "FLAG_COMPRESSED",
@@ -40,9 +53,14 @@ __all__ = [
     "HEADER_SIZE",
     "MAX_CHUNK_SIZE",
     "METHODS",
+    "METHOD_NAMES",
     "MIN_CHUNK_SIZE",
+    "M_NONE",
+    "M_ZLIB",
+    "M_ZSTD",
     "RECORD",
     "RECORD_SIZE",
+    "RECORD_TYPES",
     "T_CHECKPOINT",
     "T_CHUNK",
     "T_DIGESTS",
@@ -57,78 +75,25 @@ __all__ = [
     "find_segments",
     "location",
     "pack_record",
+    "parse_record",
     "segment_name",
     "split_location",
     "zero_digest",
+    "zeros",
 ]
 
 VERSION = (1, 0)
 HEADER_SIZE = 128
 FOOTER_SIZE = 136
-RECORD_SIZE = 64
 MIN_CHUNK_SIZE = 4096
 MAX_CHUNK_SIZE = 16 << 20
 DEFAULT_CHUNK_SIZE = 32768  # measured: bench/README.md "fimg"
-DEFAULT_CHECKPOINT_INTERVAL = 4096  # 128 MiB of media at 32 KiB: measured, bench/README.md "Acquisition"
+DEFAULT_CHECKPOINT_BYTES = 128 << 20  # media between checkpoints: measured, bench/README.md "Acquisition"
+DEFAULT_CHECKPOINT_INTERVAL = DEFAULT_CHECKPOINT_BYTES // DEFAULT_CHUNK_SIZE  # chunks, at the default chunk size
 MAX_METADATA_SIZE = 64 << 20
-
-# record types (spec §4.1)
-T_CHUNK = b"FCHK"
-T_CHECKPOINT = b"FCKP"
-T_METADATA = b"FMET"
-T_INDEX = b"FIDX"
-T_DIGESTS = b"FDIG"
-T_TOP = b"FTOP"
-RECORD_TYPES = (T_CHUNK, T_CHECKPOINT, T_METADATA, T_INDEX, T_DIGESTS, T_TOP)
-
-# chunk flags and methods (spec §4.2)
-FLAG_COMPRESSED = 0x01
-FLAG_ZERO = 0x02
-M_NONE, M_ZLIB, M_ZSTD = 0, 1, 2
-METHODS = {"none": M_NONE, "zlib": M_ZLIB, "zstd": M_ZSTD}
-METHOD_NAMES = {v: k for k, v in METHODS.items()}
-
-RECORD = struct.Struct("<4sBBHQQI32sI")
-"""Record header (spec §4.1): type, flags, method, reserved, index, stored length, decoded length,
-SHA-256, CRC-32 of bytes 0..59."""
-_RECORD_BODY = struct.Struct("<4sBBHQQI32s")
-assert RECORD.size == RECORD_SIZE
 
 _LOC_SHIFT = 48
 _LOC_MASK = (1 << _LOC_SHIFT) - 1
-
-
-class RecordHeader(NamedTuple):
-    """A parsed record header."""
-
-    type: bytes
-    flags: int
-    method: int
-    reserved: int
-    number: int
-    stored_length: int
-    decoded_length: int
-    digest: bytes
-    crc: int
-
-
-def pack_record(
-    rtype: bytes, index: int, stored_length: int, digest: bytes, *, flags: int = 0, method: int = 0,
-    decoded_length: int = 0,
-) -> bytes:
-    """Build a 64-byte record header with its CRC-32 (spec §4.1)."""
-    head = _RECORD_BODY.pack(rtype, flags, method, 0, index, stored_length, decoded_length, digest)
-    return head + struct.pack("<I", zlib.crc32(head))
-
-
-def parse_record(buf: bytes) -> RecordHeader | None:
-    """Parse a record header; ``None`` when its CRC-32 does not match (not a record)."""
-    if len(buf) < RECORD_SIZE:
-        return None
-    rh = RecordHeader(*RECORD.unpack_from(buf))
-    if zlib.crc32(memoryview(buf)[:60]) != rh.crc:
-        return None
-    return rh
 
 
 def location(segment_number: int, offset: int) -> int:
@@ -139,18 +104,6 @@ def location(segment_number: int, offset: int) -> int:
 def split_location(loc: int) -> tuple[int, int]:
     """``(segment_number, offset)`` of a location."""
     return loc >> _LOC_SHIFT, loc & _LOC_MASK
-
-
-@cache
-def zero_digest(length: int) -> bytes:
-    """SHA-256 of ``length`` zero bytes (cached: all-zero chunks are stored as a flag, spec §4.2)."""
-    return hashlib.sha256(bytes(length)).digest()
-
-
-@cache
-def zeros(length: int) -> bytes:
-    """A shared run of zero bytes."""
-    return bytes(length)
 
 
 # -- segment naming (spec §2) -------------------------------------------------------------------------

@@ -454,10 +454,10 @@ def test_root_from_subtrees_of_the_pool_equals_the_full_tree(tmp_path: Path, chu
 
 
 def test_default_checkpoint_interval_fits_a_small_segment(tmp_path: Path) -> None:
-    """The default interval (4096 chunks) shrinks to what a small segment can hold; a chosen one that does
-    not fit is refused with the minimum size."""
+    """The default interval (128 MiB of media) shrinks to what a small segment can hold; a chosen one that
+    does not fit is refused with the minimum size."""
     from forensimg.errors import UsageError
-    from forensimg.formats.fimg.layout import DEFAULT_CHECKPOINT_INTERVAL
+    from forensimg.formats.fimg.layout import DEFAULT_CHECKPOINT_BYTES, DEFAULT_CHECKPOINT_INTERVAL
 
     data = random.Random(9).randbytes(200 * 4096)
     w = create_writer(tmp_path / "s.fimg", chunk_size=4096, segment_size=40_000)
@@ -468,7 +468,10 @@ def test_default_checkpoint_interval_fits_a_small_segment(tmp_path: Path) -> Non
     with forensimg.open(res.paths) as img:
         assert img.read() == data
     wb = create_writer(tmp_path / "b.fimg", chunk_size=4096)
-    assert wb.checkpoint_interval == DEFAULT_CHECKPOINT_INTERVAL  # type: ignore[attr-defined]
+    assert wb.checkpoint_interval == DEFAULT_CHECKPOINT_BYTES // 4096  # type: ignore[attr-defined]
+    wd = create_writer(tmp_path / "d.fimg")  # the default chunk size: 4096 chunks of 32 KiB
+    assert wd.checkpoint_interval == DEFAULT_CHECKPOINT_INTERVAL == 4096  # type: ignore[attr-defined]
+    wd.close()
     wb.abort()
     with pytest.raises(UsageError, match="at least"):
         create_writer(tmp_path / "c.fimg", chunk_size=4096, segment_size=40_000, checkpoint_interval=4096)

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import forensimg
 from forensimg.formats.fimg import create_writer
 from forensimg.image import Range
@@ -41,7 +43,7 @@ bad_start, bad_end, mode = int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
 opts["hashes"] = tuple(opts["hashes"])
 data = open(src, "rb").read()
 if out.exists():
-    w = resume_writer(out, workers=opts["workers"])
+    w = resume_writer(out, workers=opts["workers"], encoder=opts["encoder"])
 else:
     w = create_writer(out, **opts)
 start = w.position
@@ -82,10 +84,12 @@ def _input(path: Path) -> bytes:
     return bytes(data)
 
 
-def _run_child(script: Path, src: Path, out: Path, kill_at: int | None, mode: str = "") -> tuple[str, int]:
+def _run_child(script: Path, src: Path, out: Path, kill_at: int | None, mode: str = "",
+               encoder: str = "threads") -> tuple[str, int]:
     import json
 
-    args = [sys.executable, str(script), str(ROOT), str(src), str(out), json.dumps(OPTS), str(BAD.start),
+    args = [sys.executable, str(script), str(ROOT), str(src), str(out), json.dumps(OPTS | {"encoder": encoder}),
+            str(BAD.start),
             str(BAD.end), mode or "-"]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout is not None
@@ -118,7 +122,8 @@ def _run_child(script: Path, src: Path, out: Path, kill_at: int | None, mode: st
     return last, p.returncode
 
 
-def test_kill_at_many_points_then_resume(tmp_path):
+@pytest.mark.parametrize("encoder", ["threads", "processes"])
+def test_kill_at_many_points_then_resume(tmp_path, encoder):
     src = tmp_path / "input.bin"
     data = _input(src)
     script = tmp_path / "child.py"
@@ -140,7 +145,7 @@ def test_kill_at_many_points_then_resume(tmp_path):
     kill_points = [30_000 + (k * 7919 % 13) * 10_000 for k in range(24)]
     committed_history = []
     for kp in kill_points:
-        _run_child(script, src, out, kp)
+        _run_child(script, src, out, kp, encoder=encoder)
         with forensimg.open(out) as img:
             assert img.info.complete is False
             assert img.info.details["state"] == "incomplete"
@@ -153,8 +158,8 @@ def test_kill_at_many_points_then_resume(tmp_path):
     assert len(set(committed_history)) == len(kill_points)  # every run made progress before it was killed
 
     # killed while finishing, then resumed once more
-    _run_child(script, src, out, None, mode="pause-close")
-    last, _ = _run_child(script, src, out, None)
+    _run_child(script, src, out, None, mode="pause-close", encoder=encoder)
+    last, _ = _run_child(script, src, out, None, encoder=encoder)
     assert last.startswith("done ")
 
     with forensimg.open(out) as img, forensimg.open(ref_path) as rimg:

@@ -1,0 +1,267 @@
+"""The fimg record header and chunk encoding (``formats/fimg/spec.md`` §4.1-§4.3).
+
+Kept apart from :mod:`.layout` and free of the package's heavier modules, because the encoder processes
+(:mod:`.encoder`) import it on start-up: a worker that imports only this module, zstandard and ISA-L
+starts in about 50 ms, one that imports :mod:`forensimg` in about 200 ms. :mod:`.layout` re-exports
+everything here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from collections.abc import Callable
+from functools import cache
+from types import ModuleType
+from typing import Any, NamedTuple
+
+from forensimg.compressibility import KEEP_SHARE, SAMPLE_BYTES, sample_compressor
+
+ZLIB: ModuleType = zlib
+"""ISA-L's zlib where present: it writes and reads ordinary zlib streams, several times faster (spec §4.3)."""
+try:
+    from isal import isal_zlib
+
+    ZLIB = isal_zlib
+except ImportError:  # pragma: no cover - isal is a dependency; plain zlib is the fallback
+    pass
+
+__all__ = [
+    "FLAG_COMPRESSED",
+    "FLAG_ZERO",
+    "METHODS",
+    "METHOD_NAMES",
+    "M_NONE",
+    "M_ZLIB",
+    "M_ZSTD",
+    "RECORD",
+    "RECORD_SIZE",
+    "RECORD_TYPES",
+    "T_CHECKPOINT",
+    "T_CHUNK",
+    "T_DIGESTS",
+    "T_INDEX",
+    "T_METADATA",
+    "T_TOP",
+    "ZLIB",
+    "EncodedChunk",
+    "EncodedRun",
+    "RecordHeader",
+    "encode_range",
+    "pack_record",
+    "parse_record",
+    "zero_digest",
+    "zeros",
+]
+
+RECORD_SIZE = 64
+
+# record types (spec §4.1)
+T_CHUNK = b"FCHK"
+T_CHECKPOINT = b"FCKP"
+T_METADATA = b"FMET"
+T_INDEX = b"FIDX"
+T_DIGESTS = b"FDIG"
+T_TOP = b"FTOP"
+RECORD_TYPES = (T_CHUNK, T_CHECKPOINT, T_METADATA, T_INDEX, T_DIGESTS, T_TOP)
+
+# chunk flags and methods (spec §4.2)
+FLAG_COMPRESSED = 0x01
+FLAG_ZERO = 0x02
+M_NONE, M_ZLIB, M_ZSTD = 0, 1, 2
+METHODS = {"none": M_NONE, "zlib": M_ZLIB, "zstd": M_ZSTD}
+METHOD_NAMES = {v: k for k, v in METHODS.items()}
+
+RECORD = struct.Struct("<4sBBHQQI32sI")
+"""Record header (spec §4.1): type, flags, method, reserved, index, stored length, decoded length,
+SHA-256, CRC-32 of bytes 0..59."""
+_RECORD_BODY = struct.Struct("<4sBBHQQI32s")
+_CRC = struct.Struct("<I")
+assert RECORD.size == RECORD_SIZE
+
+
+
+class RecordHeader(NamedTuple):
+    """A parsed record header."""
+
+    type: bytes
+    flags: int
+    method: int
+    reserved: int
+    number: int
+    stored_length: int
+    decoded_length: int
+    digest: bytes
+    crc: int
+
+
+def pack_record(
+    rtype: bytes, index: int, stored_length: int, digest: bytes, *, flags: int = 0, method: int = 0,
+    decoded_length: int = 0,
+) -> bytes:
+    """Build a 64-byte record header with its CRC-32 (spec §4.1)."""
+    head = _RECORD_BODY.pack(rtype, flags, method, 0, index, stored_length, decoded_length, digest)
+    return head + _CRC.pack(zlib.crc32(head))
+
+
+def parse_record(buf: bytes) -> RecordHeader | None:
+    """Parse a record header; ``None`` when its CRC-32 does not match (not a record)."""
+    if len(buf) < RECORD_SIZE:
+        return None
+    rh = RecordHeader(*RECORD.unpack_from(buf))
+    if zlib.crc32(memoryview(buf)[:60]) != rh.crc:
+        return None
+    return rh
+
+
+@cache
+def zero_digest(length: int) -> bytes:
+    """SHA-256 of ``length`` zero bytes (cached: all-zero chunks are stored as a flag, spec §4.2)."""
+    return hashlib.sha256(bytes(length)).digest()
+
+
+@cache
+def zeros(length: int) -> bytes:
+    """A shared run of zero bytes."""
+    return bytes(length)
+
+
+EncodedChunk = tuple[bytes | memoryview, Any, bytes, int]
+"""``(record header, body or None, SHA-256, media bytes)``: the header is ``bytes`` (or a view of an
+encoder process's answer); the body is the compressed bytes, or a
+memoryview of the source for a chunk stored as it is, or ``None`` for an all-zero chunk."""
+
+
+def encode_range(
+    block: Any, start: int, stop: int, index: int, chunk_size: int, method: int, level: int,
+    compress: Callable[[Any], bytes] | None, out: list[EncodedChunk],
+) -> int:
+    """Encode the chunks of ``block[start:stop]`` as chunk records (spec §4.2), numbered from ``index``.
+
+    ``block`` is ``bytes``/``bytearray`` or an ``mmap`` (an encoder process's shared memory); each chunk
+    is ``chunk_size`` bytes except a short last one. A chunk is hashed (SHA-256 of the data as it is),
+    then stored as a flag if all zero, compressed (``compress`` for zstd, else ``ZLIB`` at ``level``) when
+    that makes it smaller and the compressibility sample does not rule it out
+    (:func:`~forensimg.compressibility.looks_incompressible`), else as it is. The records are appended to
+    ``out``; returns the media bytes encoded.
+    """
+    mv = memoryview(block)
+    # the zero test compares in place: bytes.startswith and mmap.find (whose needle spans the whole range,
+    # so one comparison) are memcmp; bytes.find with a long needle and memoryview compares are not
+    by_find = not isinstance(block, bytes | bytearray)
+    starts = None if by_find else block.startswith
+    find = block.find
+    # one chunk costs a few microseconds of Python besides hashing and compressing, so the record header is
+    # packed here (as pack_record does) and the compressibility sample inlined (as looks_incompressible)
+    body_pack = _RECORD_BODY.pack
+    crc_pack = _CRC.pack
+    crc32 = zlib.crc32
+    sample = sample_compressor()
+    keep = KEEP_SHARE * SAMPLE_BYTES
+    min_sampled = 2 * SAMPLE_BYTES
+    deflate = ZLIB.compress
+    cs = chunk_size
+    zero = zeros(cs)
+    zero_sha = zero_digest(cs)
+    sha256 = hashlib.sha256
+    append = out.append
+    media = 0
+    k = index
+    for o in range(start, stop, cs):
+        e = o + cs if o + cs <= stop else stop
+        n = e - o
+        media += n
+        z = zero if n == cs else zeros(n)
+        if (find(z, o, e) == o) if by_find else starts(z, o):  # type: ignore[misc]
+            digest = zero_sha if n == cs else zero_digest(n)
+            head = body_pack(T_CHUNK, FLAG_ZERO, M_NONE, 0, k, 0, n, digest)
+            append((head + crc_pack(crc32(head)), None, digest, n))
+            k += 1
+            continue
+        chunk = mv[o:e]
+        digest = sha256(chunk).digest()
+        payload: Any = chunk
+        flags = 0
+        used = M_NONE
+        if method != M_NONE and (n < min_sampled or len(sample(chunk[:SAMPLE_BYTES])) < keep):
+            packed = compress(chunk) if compress is not None else deflate(chunk, level)
+            if len(packed) < n:
+                payload, flags, used = packed, FLAG_COMPRESSED, method
+        # else: random or already compressed data (its sample does not shrink), stored as it is
+        head = body_pack(T_CHUNK, flags, used, 0, k, len(payload), n, digest)
+        append((head + crc_pack(crc32(head)), payload, digest, n))
+        k += 1
+    return media
+
+
+class EncodedRun:
+    """A run of consecutive chunk records as they go into a segment file (a job of the fimg writer).
+
+    Built either from the records a thread encoded (:meth:`from_records`) or from the bytes an encoder
+    process wrote (:meth:`from_blob`: headers and bodies back to back, ``ends`` the end of each record).
+
+    Attributes:
+        iov: the buffers to append, in order. ends: end offset of each record within the run.
+        digests: the chunk digests, joined. media: media bytes. node: the run's Merkle subtree node or None.
+    """
+
+    __slots__ = ("_blob", "_chunk_size", "_records", "digests", "ends", "iov", "media", "node")
+
+    def __init__(self, iov: list[Any], ends: list[int], digests: bytes, media: int, node: bytes | None,
+                 records: list[EncodedChunk] | None, blob: bytes | None, chunk_size: int) -> None:
+        self.iov = iov
+        self.ends = ends
+        self.digests = digests
+        self.media = media
+        self.node = node
+        self._records = records
+        self._blob = blob
+        self._chunk_size = chunk_size
+
+    @classmethod
+    def from_records(cls, records: list[EncodedChunk], media: int, node: bytes | None) -> EncodedRun:
+        """A run from encoded records (headers and bodies stay separate buffers)."""
+        iov: list[Any] = []
+        ends: list[int] = []
+        end = 0
+        for head, body, _digest, _n in records:
+            iov.append(head)
+            end += RECORD_SIZE
+            if body is not None:
+                iov.append(body)
+                end += len(body)
+            ends.append(end)
+        return cls(iov, ends, b"".join(r[2] for r in records), media, node, records, None, 0)
+
+    @classmethod
+    def from_blob(cls, blob: bytes, ends: list[int], digests: bytes, media: int, chunk_size: int,
+                  node: bytes | None) -> EncodedRun:
+        """A run from an encoder process's bytes: one buffer; records are only split out if asked for."""
+        return cls([blob], ends, digests, media, node, None, blob, chunk_size)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def lengths(self) -> list[int]:
+        """Media bytes of each record (whole chunks, except a short last one at the end of the media)."""
+        if self._records is not None:
+            return [r[3] for r in self._records]
+        n = len(self.ends)
+        if not n:
+            return []
+        cs = self._chunk_size
+        return [cs] * (n - 1) + [self.media - cs * (n - 1)]
+
+    def records(self) -> list[EncodedChunk]:
+        """The records one by one: ``(header, body or None, digest, media bytes)`` (views of the blob)."""
+        if self._records is None:
+            blob = memoryview(self._blob or b"")
+            out: list[EncodedChunk] = []
+            start = 0
+            for i, (end, n) in enumerate(zip(self.ends, self.lengths(), strict=True)):
+                body = blob[start + RECORD_SIZE : end] if end > start + RECORD_SIZE else None
+                out.append((blob[start : start + RECORD_SIZE], body, self.digests[32 * i : 32 * i + 32], n))
+                start = end
+            self._records = out
+        return self._records
