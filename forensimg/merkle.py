@@ -45,7 +45,7 @@ __all__ = [
     "verify_path",
 ]
 
-DEFAULT_CHUNK_SIZE = 32768
+DEFAULT_CHUNK_SIZE = 16384
 """The chunk size used for a Merkle root when none is given (fimg's default chunk size)."""
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()

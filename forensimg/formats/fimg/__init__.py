@@ -4,7 +4,7 @@ SHA-256 per chunk (over the decoded data), a Merkle root over the chunk digests,
 compression, segments, and crash-safe append-only writing with checkpoints and resume::
 
     from forensimg.formats import fimg
-    with fimg.create_writer(Path("disk.fimg")) as w:    # 32 KiB chunks, zlib (ISA-L), SHA-256
+    with fimg.create_writer(Path("disk.fimg")) as w:    # 16 KiB chunks, zlib (ISA-L), SHA-256
         w.write(data)
     w = fimg.resume_writer("disk.fimg")     # after a crash: continue from w.position
 """

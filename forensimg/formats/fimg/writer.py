@@ -102,12 +102,12 @@ class FimgWriter(ImageWriter):
 
     Args:
         path: first segment (``disk.fimg``); further segments are ``disk.f002``, ``disk.f003`` ...
-        chunk_size: bytes per chunk, a power of two from 4 KiB to 16 MiB (default 32 KiB).
+        chunk_size: bytes per chunk, a power of two from 4 KiB to 16 MiB (default 16 KiB).
         compression: ``zlib`` (default; ISA-L where installed), ``zstd`` or ``none``. A chunk is stored
             compressed only when that makes it smaller; an all-zero chunk is stored as a flag.
         compression_level: zlib level (ISA-L 0..3 / zlib 1..9; default 1) or zstd level (default 1).
         segment_size: maximum bytes per segment file (chunk records never straddle files); ``None``: one file.
-        checkpoint_interval: chunks between checkpoints (default: 128 MiB of media, 4096 chunks of 32 KiB;
+        checkpoint_interval: chunks between checkpoints (default: 128 MiB of media, 8192 chunks of 16 KiB;
             fewer where ``segment_size`` is too small for such a checkpoint: each checkpoint waits for the data
             written so far; every 32 MiB cost a 1 GiB acquisition 0.2 s, every 128 MiB loses at most that
             much media to a crash).

@@ -344,7 +344,7 @@ def test_merkle_cli(tmp_path, capsys):
     assert out["merkle"] == {"root": root, "chunk_size": 65536, "stored": root, "match": True}
     assert main(["hash", "--merkle", str(tmp_path / "c.raw")]) == 0
     text = capsys.readouterr().out
-    assert res.details["merkle_root"] not in text and "chunk size 32768" in text  # the default chunk size
+    assert res.details["merkle_root"] not in text and "chunk size 16384" in text  # the default chunk size
     assert main(["hash", "--merkle", "--chunk-size", "65536", str(tmp_path / "c.raw")]) == 0
     text = capsys.readouterr().out
     assert res.details["merkle_root"] in text and "chunk size 65536" in text
@@ -469,8 +469,8 @@ def test_default_checkpoint_interval_fits_a_small_segment(tmp_path: Path) -> Non
         assert img.read() == data
     wb = create_writer(tmp_path / "b.fimg", chunk_size=4096)
     assert wb.checkpoint_interval == DEFAULT_CHECKPOINT_BYTES // 4096  # type: ignore[attr-defined]
-    wd = create_writer(tmp_path / "d.fimg")  # the default chunk size: 4096 chunks of 32 KiB
-    assert wd.checkpoint_interval == DEFAULT_CHECKPOINT_INTERVAL == 4096  # type: ignore[attr-defined]
+    wd = create_writer(tmp_path / "d.fimg")  # the default chunk size: 8192 chunks of 16 KiB
+    assert wd.checkpoint_interval == DEFAULT_CHECKPOINT_INTERVAL == 8192  # type: ignore[attr-defined]
     wd.close()
     wb.abort()
     with pytest.raises(UsageError, match="at least"):
