@@ -101,7 +101,7 @@ def worker_main(argv: Sequence[str]) -> int:
         try:
             records: list[EncodedChunk] = []
             media = encode_range(shm, base, base + n, first, cs, method, level, compress, records)
-            sizes = array("I")
+            ends = array("I")
             p = out
             for head, body, _digest, _n in records:  # the records as they go into the segment file
                 view[p : p + RECORD_SIZE] = head
@@ -109,13 +109,13 @@ def worker_main(argv: Sequence[str]) -> int:
                 if body is not None:
                     view[p : p + len(body)] = body
                     p += len(body)
-                sizes.append(p - out)
+                ends.append(p - out)
             digests = [r[2] for r in records]
             node = level_nodes(digests, node_level)[0] if want_node and records else b""
             del records
             if _BIG:  # pragma: no cover - little-endian hosts only in CI
-                sizes.byteswap()
-            reply = _REPLY.pack(0, len(sizes), media, p - out, len(node)) + sizes.tobytes() + b"".join(digests) + node
+                ends.byteswap()
+            reply = _REPLY.pack(0, len(ends), media, p - out, len(node)) + ends.tobytes() + b"".join(digests) + node
         except Exception as exc:  # answered, so that the writer encodes this job itself and says why
             text = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:2000]
             reply = _REPLY.pack(1, 0, 0, len(text), 0) + text
