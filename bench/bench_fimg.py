@@ -9,7 +9,7 @@ Three comparisons, each method timed ``--repeat`` times in turns (best and media
 page cache:
 
 1. **write**: ``ewfacquire -u -q -c fast -d sha1 -f encase6`` (E01, deflate fast, MD5 + SHA-1) against the
-   forensimg fimg writer (default options: 32 KiB chunks, zlib by ISA-L, SHA-256 per chunk, whole-media
+   forensimg fimg writer (default options: 16 KiB chunks, zlib by ISA-L, SHA-256 per chunk, whole-media
    SHA-256; also zstd level 1) fed
    4 MiB blocks. Target: fimg ≥ 5x.
 2. **verify**: ``ewfverify -q -d sha1`` on the ewfacquire E01 against ``forensimg.verify`` on the fimg
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if "write" in only or not (work / "bench.fimg").exists() or not (work / "ewf.E01").exists():
         res = rounds({"ewfacquire -c fast -d sha1 (E01)": lambda: ewfacquire(src, work),
                       "forensimg fimg writer (zstd-1)": lambda: fimg_write(src, work, compression="zstd"),
-                      # the default (32 KiB chunks, zlib by ISA-L level 1) runs last: verify and reads use it
+                      # the default (16 KiB chunks, zlib by ISA-L level 1) runs last: verify and reads use it
                       "forensimg fimg writer (default: zlib/ISA-L 1)": lambda: fimg_write(src, work)},
                      args.repeat)
         rows = summarise(res, "ewfacquire -c fast -d sha1 (E01)", size / 1e6, "MB/s")

@@ -534,11 +534,7 @@ class Image(io.RawIOBase):
         At most ``2 * workers`` batches are decoded ahead of the consumer, which bounds the memory held.
         """
         per = max(1, self._SCAN_TASK_BYTES // self._chunk_size)
-
-        check = self.check_chunk
-
-        def run(lo: int, hi: int) -> list[tuple[int, bytes, Fault | None]]:
-            return [(i, *check(i)) for i in range(lo, hi)]
+        run = self._check_run
 
         bounds = ((lo, min(lo + per, stop)) for lo in range(start, stop, per))
         window = max(2, workers * 2)
@@ -558,6 +554,12 @@ class Image(io.RawIOBase):
             finally:
                 for fut in pending:  # the consumer stopped early: do not decode what nobody reads
                     fut.cancel()
+
+    def _check_run(self, lo: int, hi: int) -> list[tuple[int, bytes, Fault | None]]:
+        """:meth:`check_chunk` for chunks ``lo..hi-1`` (one scan task). A format may override it to read the
+        run's stored bytes in one go; the results must be those of :meth:`check_chunk`, chunk by chunk."""
+        check = self.check_chunk
+        return [(i, *check(i)) for i in range(lo, hi)]
 
     def iter_chunks(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Yield ``(index, data)`` sequentially without caching; fails closed unless ``zero_fill``."""

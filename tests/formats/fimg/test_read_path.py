@@ -144,3 +144,52 @@ def test_reads_from_many_threads(tmp_path: Path) -> None:
             t.join()
     assert not errors, errors
     assert bad_hits  # the damaged chunk was met, and failed each time
+
+
+@pytest.mark.parametrize("damage", ["none", "data", "header", "stream", "truncated"])
+def test_scan_runs_equal_check_chunk_chunk_by_chunk(tmp_path: Path, damage: str) -> None:
+    """``FimgImage._check_run`` (one pread per run of records, used by verify and convert) gives, chunk by
+    chunk, the data and fault of ``check_chunk``, on several segments and with damage of each kind."""
+    data = _media(150 * CS + 777, seed=13)
+    paths = _write(tmp_path / "r.fimg", data, segment_size=120_000)
+    assert len(paths) > 2
+    with forensimg.open(paths[0]) as img:
+        locs = list(img._locations)  # type: ignore[attr-defined]
+    hurt = []
+    for i in (3, 40, 41, 97, 149):
+        seg, off = split_location(locs[i])
+        p = paths[seg - 1]
+        raw = bytearray(p.read_bytes())
+        rh = parse_record(bytes(raw[off : off + RECORD_SIZE]))
+        assert rh is not None
+        if damage == "data" and rh.stored_length:
+            raw[off + RECORD_SIZE + rh.stored_length // 2] ^= 0x40
+        elif damage == "header":
+            raw[off + 20] ^= 0x01
+        elif damage == "stream" and rh.flags == FLAG_COMPRESSED:
+            raw[off + RECORD_SIZE + 2] ^= 0xFF
+        else:
+            continue
+        hurt.append(i)
+        p.write_bytes(bytes(raw))
+    if damage == "truncated":  # the second segment ends inside its last chunk record
+        raw = paths[1].read_bytes()
+        stored = [i for i, loc in enumerate(locs) if split_location(loc)[0] == 2
+                  and parse_record(raw[split_location(loc)[1] :][:RECORD_SIZE]).stored_length > 20]  # type: ignore[union-attr]
+        cut = split_location(locs[stored[-1]])[1] + RECORD_SIZE + 10
+        paths[1].write_bytes(raw[:cut])
+        hurt = [i for i, loc in enumerate(locs) if split_location(loc)[0] == 2 and split_location(loc)[1] >= cut - 74]
+    with forensimg.open(paths[0]) as img:
+        n = img.chunk_count
+        runs = img._check_run(0, n)  # type: ignore[attr-defined]
+        one = [(i, *img.check_chunk(i)) for i in range(n)]
+        assert runs == one  # the same data and the same Fault (kind, message, chunk, range, file, offset)
+        bad = [i for i, _, f in runs if f is not None]
+        if damage == "none":
+            assert bad == [] and b"".join(d for _, d, _ in runs) == data
+            calls = []
+            img.check_chunk = lambda i: calls.append(i)  # type: ignore[method-assign,assignment,return-value]
+            assert img._check_run(0, n) == runs and calls == []  # type: ignore[attr-defined]  # all from the runs
+        else:
+            assert hurt and bad == hurt
+        assert img._check_run(40, 42) == one[40:42]  # type: ignore[attr-defined]  # a run in the middle
