@@ -1,18 +1,18 @@
 """Encoder processes: the fimg writer's chunk hashing and compression, outside the writer's process.
 
 Why processes: hashlib, zstandard and ISA-L release the GIL for each chunk, so encoding threads hand the
-GIL to one another (and to the reading, hashing and writing threads) once or more per chunk. On the
-two-core VM the benchmarks run on, two threads encoding 1 GiB of 16 KiB chunks took 3.4 s and 4.5 CPU-s,
-one thread 2.2 s; two processes take 1.4 s and 2.2 CPU-s (bench/README.md, "Fourth session"). A
-process pays no GIL hand-over: its one thread keeps its own GIL.
+GIL to one another and to the acquisition's reading, hashing and writing threads once or more per chunk,
+and waking the other vCPU for each hand-over is costly on a VM. A process keeps its own GIL. Measured on
+the 2-core benchmark VM, ``forensimg acquire`` of the 1 GiB benchmark input to fimg with 16 KiB chunks:
+2.74-2.85 s with encoding threads, 2.39-2.55 s with encoder processes, in turns (bench/README.md,
+"Fourth session").
 
-How: the source bytes of a job (about 1 MiB of chunks) are copied into a slot of shared memory (a
-``memfd``), and the job's slot, length and first chunk index go down a pipe to one worker. The worker
-encodes the chunks with :func:`~forensimg.formats.fimg.record.encode_range`, exactly as a thread would,
-writes the record headers and compressed bodies into the slot's output area and answers with the record
-sizes, the chunk digests and the run's Merkle node. The writer copies the headers and compressed bodies
-out (a chunk stored as it is keeps pointing at the writer's own source block), so the slot is free again
-as soon as the answer is read.
+How: the source bytes of a job (4 MiB of chunks) are copied into a slot of shared memory (a ``memfd``),
+and the job's slot, length and first chunk index go down a pipe to one worker. The worker encodes the
+chunks with :func:`~forensimg.formats.fimg.record.encode_range`, exactly as a thread would, writes the
+records (headers and bodies, as they go into the segment file) into the slot's output area and answers
+with the end of each record, the chunk digests and the run's Merkle node. The writer copies the records
+out in one piece, so the slot is free again as soon as the answer is read.
 
 Nothing depends on a worker: a job whose worker dies, answers with an error or cannot be reached is
 encoded again by the writer's threads from the source blocks it still holds, and the writer stops using
