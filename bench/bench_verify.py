@@ -11,8 +11,9 @@ Usage::
 
    * ``verify-<size>-s<seed>-g<v>-fast.E01``: ``ewfacquire -u -q -f encase6 -c fast -d sha1`` of the input
      (MD5 and SHA-1 stored; one segment, as the default segment size is 1.4 GiB);
-   * ``verify-<size>-s<seed>-g<v>.fimg``: ``forensimg.create(..., format="fimg")`` with the defaults
-     (64 KiB chunks, zstd, SHA-256 stored; a SHA-256 per chunk and the Merkle root).
+   * ``verify-<size>-s<seed>-g<v>-c<chunk size>.fimg``: ``forensimg.create(..., format="fimg")`` with the
+     defaults (16 KiB chunks since the fourth session, zlib, SHA-256 stored; a SHA-256 per chunk and the
+     Merkle root); the default chunk size is in the name, so that a new default makes a new image.
 3. Every file is read once to warm the page cache; every method then reads from RAM.
 4. Methods, each run as a separate process (wall clock and the child's CPU time), taking turns in
    every round; best and median of ``--repeat`` rounds:
@@ -68,10 +69,10 @@ def prepare(size: int, seed: int) -> tuple[Path, Path, Path]:
     src = prepare_input(size, seed).path
     tag = src.stem.removeprefix("hash-input-")  # <size>-s<seed>-g<generator version>
     e01 = ewfacquire_cached(src, OUT_DIR / f"verify-{tag}-fast.E01", "-q", "-f", "encase6", "-c", "fast", "-d", "sha1")
-    fimg = OUT_DIR / f"verify-{tag}.fimg"
+    fi = import_forensimg("forensimg.formats.fimg.layout")
+    fimg = OUT_DIR / f"verify-{tag}-c{fi.formats.fimg.layout.DEFAULT_CHUNK_SIZE}.fimg"
     if not fimg.exists():
         print(f"forensimg fimg -> {fimg} ...", flush=True)
-        fi = import_forensimg()
         tmp = OUT_DIR / f".verify-{tag}-tmp.fimg"
         with src.open("rb") as f, fi.create(tmp, format="fimg") as w:
             while block := f.read(4 << 20):

@@ -517,9 +517,9 @@ class Image(io.RawIOBase):
         """
         stop = self._chunk_count if stop is None else min(stop, self._chunk_count)
         if workers <= 1 or stop - start <= 1:
-            for i in range(start, stop):
-                data, fault = self.check_chunk(i)
-                yield i, data, fault
+            per = max(1, self._SCAN_TASK_BYTES // self._chunk_size)
+            for lo in range(start, stop, per):
+                yield from self._check_run(lo, min(lo + per, stop))
             return
         for batch in self._scan_batches(start, stop, workers):
             yield from batch
@@ -554,6 +554,10 @@ class Image(io.RawIOBase):
             finally:
                 for fut in pending:  # the consumer stopped early: do not decode what nobody reads
                     fut.cancel()
+
+    def prepare_structure(self) -> None:
+        """Work of :meth:`check_structure` that needs no chunk data (fimg: the Merkle tree over the digest
+        table), which verify runs in a helper thread beside the chunk scan. Default: nothing."""
 
     def _check_run(self, lo: int, hi: int) -> list[tuple[int, bytes, Fault | None]]:
         """:meth:`check_chunk` for chunks ``lo..hi-1`` (one scan task). A format may override it to read the

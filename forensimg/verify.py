@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -668,7 +669,12 @@ def _verify_open(
     if rng_spec is None:
         wanted = list(refs) if refs else list(DEFAULT_HASHES)
         algs = normalize_algorithms([*wanted, *extra_algs])
-        computed, read, chunks, io_error = _walk(img, 0, img.chunk_count, algs, workers, on_progress, faults)
+        helper = threading.Thread(target=img.prepare_structure, name="forensimg-verify-structure", daemon=True)
+        helper.start()
+        try:
+            computed, read, chunks, io_error = _walk(img, 0, img.chunk_count, algs, workers, on_progress, faults)
+        finally:
+            helper.join()
         if io_error is None:
             faults.extend(img.check_structure())
         range_method = None
@@ -770,14 +776,14 @@ def _walk(
             chunks += 1
             if size >= _BLOCK_BYTES:
                 if hasher is not None:
-                    hasher.update(parts[0] if len(parts) == 1 else b"".join(parts))
+                    hasher.update_gathered(parts)
                 read += size
                 parts, size = [], 0
                 if on_progress is not None:
                     on_progress(read, total)
         if parts:
             if hasher is not None:
-                hasher.update(parts[0] if len(parts) == 1 else b"".join(parts))
+                hasher.update_gathered(parts)
             read += size
             if on_progress is not None:
                 on_progress(read, total)

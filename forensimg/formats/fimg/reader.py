@@ -313,6 +313,7 @@ class FimgImage(Image):
         self._leaves: bytes | None = None
         self._footer = read_footer(segs, h0)
         self._walk: Walk | None = None
+        self._roots: tuple[list[bytes] | None, bytes] | None = None
         self._top: tuple[int, list[bytes]] | None = None
         self._top_tree: tuple[list[list[bytes]], dict[int, list[list[bytes]]]] | None = None
         self._locations: array[int] = array("Q")
@@ -577,6 +578,30 @@ class FimgImage(Image):
 
     # -- verification hooks (spec §6, §8) ---------------------------------------------------------
 
+    def prepare_structure(self) -> None:
+        """Recompute the Merkle tree from the digest table (no chunk data needed): verify runs this in a
+        helper thread beside the chunk scan, whose threads wait in inflate and SHA-256 most of the time.
+        Only from a digest table (which cannot fail); without one, check_structure walks the records."""
+        if self._leaves is not None:
+            self._root_from_leaves()
+
+    def _root_from_leaves(self) -> tuple[list[bytes] | None, bytes]:
+        """``(nodes of the stored FTOP level or None, root)`` recomputed from the leaf digests (cached)."""
+        with self._lock:
+            cached = self._roots
+        if cached is not None:
+            return cached
+        leaves = self._leaf_digests()
+        if self._top is not None:  # one pass: the stored level's nodes from the leaves, then the root
+            nodes: list[bytes] | None = level_nodes(leaves, self._top[0])
+            out = (nodes, root_from_nodes(nodes or []))
+        else:
+            out = (None, merkle_root(leaves))
+        if self._leaves is not None:  # the digest table is fixed once read; the record walk's digests are not
+            with self._lock:
+                self._roots = out
+        return out
+
     def _leaf_digests(self) -> list[bytes]:
         """Leaf digests: the digest table, else the record headers."""
         if self._leaves is not None:
@@ -638,12 +663,7 @@ class FimgImage(Image):
                                         chunk=i, media=r, segment=str(self._segs.paths[seg - 1]), offset=off,
                                         expected=self._leaves[32 * i : 32 * i + 32].hex(),
                                         found=bytes(w.digests[32 * i : 32 * i + 32]).hex()))
-        leaves = self._leaf_digests()
-        if self._top is not None:  # one pass: the stored level's nodes from the leaves, then the root
-            nodes = level_nodes(leaves, self._top[0])
-            root = root_from_nodes(nodes)
-        else:
-            nodes, root = None, merkle_root(leaves)
+        nodes, root = self._root_from_leaves()
         if self._top is not None and nodes != self._top[1]:
             faults.append(Fault(FaultKind.MERKLE, "fimg stored tree level (FTOP) differs from the digest table",
                                 segment=last))
