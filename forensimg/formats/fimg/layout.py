@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
 from forensimg.errors import ChecksumError, MissingSegmentError, UsageError
 from forensimg.formats.fimg.record import (
+    DECOMPRESSORS,
     FLAG_COMPRESSED,
     FLAG_ZERO,
     M_NONE,
@@ -201,36 +198,6 @@ def _glob_escape(s: str) -> str:
 
 
 # -- chunk decoding (spec §4.2, §8) -------------------------------------------------------------------
-
-_tls = threading.local()
-
-
-def _zstd_decompress(data: bytes | memoryview, n: int) -> bytes:
-    # A frame that declares its content size is decoded into a buffer of that size: check it first, so a
-    # hostile frame cannot make us allocate more than the chunk (spec §8).
-    declared = zstandard.frame_content_size(data)
-    if declared not in (-1, n):
-        raise ValueError(f"zstd frame declares {declared} bytes")
-    dec = getattr(_tls, "zstd", None)
-    if dec is None:  # a decompressor is not thread-safe, and making one costs as much as decoding a chunk
-        dec = _tls.zstd = zstandard.ZstdDecompressor()
-    out: bytes = dec.decompress(data, max_output_size=n, allow_extra_data=False)
-    return out
-
-
-def _zlib_decompress(data: bytes | memoryview, n: int) -> bytes:
-    d = ZLIB.decompressobj()
-    out: bytes = d.decompress(data, n)
-    if d.unconsumed_tail or d.unused_data or not d.eof:  # spec §4.2: "nothing left over"
-        raise ValueError("zlib stream longer than the chunk, truncated, or followed by other bytes")
-    return out
-
-
-DECOMPRESSORS: dict[int, Callable[[bytes | memoryview, int], bytes]] = {
-    M_ZLIB: _zlib_decompress,
-    M_ZSTD: _zstd_decompress,
-}
-
 
 class ChunkFault(ChecksumError):
     """A chunk record that fails a check (a :class:`ChecksumError` with the fault kind for verify)."""

@@ -26,18 +26,13 @@ from construct import ConstructError
 
 from forensimg.errors import ChecksumError, FormatError, UnsupportedFormatError
 from forensimg.formats.fimg.layout import (
-    DECOMPRESSORS,
-    FLAG_COMPRESSED,
-    FLAG_ZERO,
     FOOTER_SIZE,
     HEADER_SIZE,
-    M_ZLIB,
     MAX_CHUNK_SIZE,
     MAX_METADATA_SIZE,
     MIN_CHUNK_SIZE,
     RECORD,
     RECORD_SIZE,
-    T_CHUNK,
     T_DIGESTS,
     T_INDEX,
     T_METADATA,
@@ -52,6 +47,7 @@ from forensimg.formats.fimg.layout import (
     zero_digest,
     zeros,
 )
+from forensimg.formats.fimg.record import decode_record
 from forensimg.formats.fimg.recover import Walk, walk_records
 from forensimg.formats.fimg.structs import FOOTER, FOOTER_MAGIC, HEADER
 from forensimg.image import CaseInfo, Fault, FaultKind, Image, ImageInfo, Range, SourceInfo
@@ -499,43 +495,12 @@ class FimgImage(Image):
         return read_chunk_at(self._segs, loc, index, length, cs, self._leaf(index), span)[0]
 
     def _decode_hot(self, index: int, length: int, buf: bytes | memoryview) -> bytes | None:
-        """The checks of spec §4.2 for a well-formed record of chunk ``index`` read into ``buf``: the data,
-        or ``None`` for anything unusual (then the diagnosing path decides)."""
-        if len(buf) < RECORD_SIZE:
-            return None
-        _cs, _size, _locs, _count, leaves, _fds, checked, zero_chunk, zero_sha = self._hot
-        rtype, flags, method, reserved, number, stored, decoded, digest, crc = _RECORD_UNPACK(buf)
-        if not (
-            crc == _crc32(buf[:60]) and number == index and rtype == T_CHUNK and decoded == length
-            and not reserved and (leaves is None or leaves.startswith(digest, 32 * index))
-        ):
-            return None
-        data: bytes | None = None
-        if flags == FLAG_ZERO:
-            if not stored and not method and digest == (zero_sha if length == len(zero_chunk) else zero_digest(length)):
-                data = zero_chunk if length == len(zero_chunk) else zeros(length)
-        elif not flags:
-            if not method and stored == length and len(buf) >= RECORD_SIZE + length:
-                data = bytes(buf[RECORD_SIZE : RECORD_SIZE + length])
-                if _sha256(data).digest() != digest:
-                    data = None
-        elif flags == FLAG_COMPRESSED and 0 < stored < length and len(buf) >= RECORD_SIZE + stored:
-            try:
-                if method == M_ZLIB:
-                    d = _zlib_decompressobj()
-                    data = d.decompress(buf[RECORD_SIZE : RECORD_SIZE + stored], length)
-                    if d.unconsumed_tail or d.unused_data or not d.eof:  # "nothing left over"
-                        data = None
-                else:
-                    dec = DECOMPRESSORS.get(method)
-                    if dec is not None:
-                        data = dec(buf[RECORD_SIZE : RECORD_SIZE + stored], length)
-            except Exception:  # undecodable: diagnosed by the caller's full check
-                data = None
-            if data is not None and (len(data) != length or _sha256(data).digest() != digest):
-                data = None
+        """:func:`~.record.decode_record` for chunk ``index``; a chunk checked against the digest table is
+        marked, so that the record walk need not read it again."""
+        leaves = self._hot[4]
+        data, stored = decode_record(buf, index, length, leaves)
         if data is not None and leaves is not None:
-            checked[index] = stored + 1  # checked against the digest table: the record walk need not read it again
+            self._hot[6][index] = stored + 1
         return data
 
     def _check_run(self, lo: int, hi: int) -> list[tuple[int, bytes, Fault | None]]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 import zlib
 from collections.abc import Callable
 from functools import cache
 from types import ModuleType
 from typing import Any, NamedTuple
+
+import zstandard
 
 from forensimg.compressibility import KEEP_SHARE, SAMPLE_BYTES, sample_compressor
 
@@ -28,6 +31,7 @@ except ImportError:  # pragma: no cover - isal is a dependency; plain zlib is th
     pass
 
 __all__ = [
+    "DECOMPRESSORS",
     "FLAG_COMPRESSED",
     "FLAG_ZERO",
     "METHODS",
@@ -48,6 +52,7 @@ __all__ = [
     "EncodedChunk",
     "EncodedRun",
     "RecordHeader",
+    "decode_record",
     "encode_range",
     "pack_record",
     "parse_record",
@@ -265,3 +270,81 @@ class EncodedRun:
                 start = end
             self._records = out
         return self._records
+
+
+# -- decoding (spec §4.2, §8) -------------------------------------------------------------------------
+
+_tls = threading.local()
+
+
+def _zstd_decompress(data: bytes | memoryview, n: int) -> bytes:
+    # A frame that declares its content size is decoded into a buffer of that size: check it first, so a
+    # hostile frame cannot make us allocate more than the chunk (spec §8).
+    declared = zstandard.frame_content_size(data)
+    if declared not in (-1, n):
+        raise ValueError(f"zstd frame declares {declared} bytes")
+    dec = getattr(_tls, "zstd", None)
+    if dec is None:  # a decompressor is not thread-safe, and making one costs as much as decoding a chunk
+        dec = _tls.zstd = zstandard.ZstdDecompressor()
+    out: bytes = dec.decompress(data, max_output_size=n, allow_extra_data=False)
+    return out
+
+
+def _zlib_decompress(data: bytes | memoryview, n: int) -> bytes:
+    d = ZLIB.decompressobj()
+    out: bytes = d.decompress(data, n)
+    if d.unconsumed_tail or d.unused_data or not d.eof:  # spec §4.2: "nothing left over"
+        raise ValueError("zlib stream longer than the chunk, truncated, or followed by other bytes")
+    return out
+
+
+DECOMPRESSORS: dict[int, Callable[[bytes | memoryview, int], bytes]] = {
+    M_ZLIB: _zlib_decompress,
+    M_ZSTD: _zstd_decompress,
+}
+
+_RECORD_UNPACK = RECORD.unpack_from
+_zlib_decompressobj = ZLIB.decompressobj
+
+
+def decode_record(buf: bytes | memoryview, index: int, length: int, leaves: bytes | None) -> tuple[bytes | None, int]:
+    """The checks of spec §4.2 for a well-formed record of chunk ``index`` (``length`` media bytes) read
+    into ``buf`` (its header and at least its stored data): ``(data, stored length)``, or ``(None, 0)``
+    for anything unusual, which the reader's diagnosing path (:func:`.layout.decode_chunk`) then names.
+
+    ``leaves``: the digest table, whose entry must equal the record's digest, or ``None``. The hot path of
+    every chunk read and scan, in the reader's threads and in the verify processes alike.
+    """
+    if len(buf) < RECORD_SIZE:
+        return None, 0
+    rtype, flags, method, reserved, number, stored, decoded, digest, crc = _RECORD_UNPACK(buf)
+    if not (
+        crc == zlib.crc32(buf[:60]) and number == index and rtype == T_CHUNK and decoded == length
+        and not reserved and (leaves is None or leaves.startswith(digest, 32 * index))
+    ):
+        return None, 0
+    data: bytes | None = None
+    if flags == FLAG_ZERO:
+        if not stored and not method and digest == zero_digest(length):
+            data = zeros(length)
+    elif not flags:
+        if not method and stored == length and len(buf) >= RECORD_SIZE + length:
+            data = bytes(buf[RECORD_SIZE : RECORD_SIZE + length])
+            if hashlib.sha256(data).digest() != digest:
+                data = None
+    elif flags == FLAG_COMPRESSED and 0 < stored < length and len(buf) >= RECORD_SIZE + stored:
+        try:
+            if method == M_ZLIB:
+                d = _zlib_decompressobj()
+                data = d.decompress(buf[RECORD_SIZE : RECORD_SIZE + stored], length)
+                if d.unconsumed_tail or d.unused_data or not d.eof:  # "nothing left over"
+                    data = None
+            else:
+                dec = DECOMPRESSORS.get(method)
+                if dec is not None:
+                    data = dec(buf[RECORD_SIZE : RECORD_SIZE + stored], length)
+        except Exception:  # undecodable: diagnosed by the caller's full check
+            data = None
+        if data is not None and (len(data) != length or hashlib.sha256(data).digest() != digest):
+            data = None
+    return data, stored
