@@ -211,6 +211,29 @@ class MultiHasher:
         self._send(view[:n])
         self._ring[k] = (buf, self._sent)
 
+    def update_borrowed(self, block: bytes | bytearray | memoryview) -> int:
+        """Add ``block`` without copying it; the caller keeps it unchanged until :meth:`wait` returns for the
+        number returned here (e.g. a shared-memory slot that is reused afterwards)."""
+        if self._result is not None:
+            raise ValueError("MultiHasher already finished")
+        if not self._threaded:
+            self.update(block)
+            return self._sent
+        if self._pending:
+            self._send(bytes(self._pending))
+            self._pending = bytearray()
+        n = len(block) if not isinstance(block, memoryview) else block.nbytes
+        if n:
+            self.bytes_hashed += n
+            self._send(block if isinstance(block, bytes | memoryview) else memoryview(block))
+        return self._sent
+
+    def wait(self, ticket: int) -> None:
+        """Return once every thread has hashed the block :meth:`update_borrowed` returned ``ticket`` for."""
+        if self._threaded:
+            with self._done:
+                self._done.wait_for(lambda: all(w.done >= ticket for w in self._workers))
+
     def _send(self, block: bytes | memoryview) -> None:
         self._sent += 1
         for w in self._workers:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -554,6 +554,28 @@ class Image(io.RawIOBase):
             finally:
                 for fut in pending:  # the consumer stopped early: do not decode what nobody reads
                     fut.cancel()
+
+    def scan_blocks(
+        self, start: int = 0, stop: int | None = None, *, workers: int = 1
+    ) -> Iterator[tuple[int, int, Sequence[bytes | memoryview], list[Fault]]]:
+        """Yield ``(lo, hi, parts, faults)`` for consecutive runs of chunks ``lo..hi-1`` (about 4 MiB of media
+        each), in order: ``parts`` joined are the runs' media (zeros for a bad chunk) and ``faults`` its
+        faults, as :meth:`scan_chunks` gives them. Used by verify, which hashes each run whole.
+
+        The buffers in ``parts`` may be reused once the next run is asked for: copy what must be kept.
+        """
+        stop = self._chunk_count if stop is None else min(stop, self._chunk_count)
+        per = max(1, self._SCAN_TASK_BYTES // self._chunk_size)
+        lo = start
+        parts: list[bytes | memoryview] = []
+        faults: list[Fault] = []
+        for i, data, fault in self.scan_chunks(start, stop, workers=workers):
+            parts.append(data)
+            if fault is not None:
+                faults.append(fault)
+            if len(parts) == per or i == stop - 1:
+                yield lo, i + 1, parts, faults
+                lo, parts, faults = i + 1, [], []
 
     def prepare_structure(self) -> None:
         """Work of :meth:`check_structure` that needs no chunk data (fimg: the Merkle tree over the digest

@@ -746,10 +746,6 @@ def _verify_open(
     )
 
 
-_BLOCK_BYTES = 4 << 20
-"""Media bytes handed to the hasher at once (one queue item per algorithm thread)."""
-
-
 def _walk(
     img: Image,
     start: int,
@@ -766,25 +762,15 @@ def _walk(
     chunks = 0
     io_error: str | None = None
     try:
-        parts: list[bytes] = []
-        size = 0
-        for _i, data, fault in img.scan_chunks(start, stop, workers=max(1, workers)):
-            if fault is not None:
-                faults.append(fault)
-            parts.append(data)
-            size += len(data)
-            chunks += 1
-            if size >= _BLOCK_BYTES:
-                if hasher is not None:
-                    hasher.update_gathered(parts)
-                read += size
-                parts, size = [], 0
-                if on_progress is not None:
-                    on_progress(read, total)
-        if parts:
+        for lo, hi, parts, run_faults in img.scan_blocks(start, stop, workers=max(1, workers)):
+            faults.extend(run_faults)
             if hasher is not None:
-                hasher.update_gathered(parts)
-            read += size
+                if len(parts) == 1:  # one buffer (a scan process's slot): hashed where it is, before the next run
+                    hasher.wait(hasher.update_borrowed(parts[0]))
+                else:
+                    hasher.update_gathered(parts)  # copied: the parts may be reused for the next run
+            read += sum(len(p) for p in parts)
+            chunks += hi - lo
             if on_progress is not None:
                 on_progress(read, total)
     except (Error, OSError) as exc:

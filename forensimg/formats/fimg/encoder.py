@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import gc
 import mmap
-import os
 import select
 import signal
 import struct
 import sys
 from array import array
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from forensimg.formats.fimg.record import M_ZSTD, RECORD_SIZE, EncodedChunk, EncodedRun, encode_range
+from forensimg.formats.fimg.workers import SharedMemory, Worker, read_exact, spawn, stop_all, write_all
 from forensimg.merkle import level_nodes
 
 __all__ = ["EncoderProcesses", "ProcessJob", "worker_main"]
@@ -42,46 +41,12 @@ _JOB = struct.Struct("<IIQB")  # slot, input bytes, first chunk index, want the 
 _REPLY = struct.Struct("<BIQII")  # status (0 ok), records, media bytes, output bytes used, node bytes
 _BIG = sys.byteorder == "big"
 
-# The worker imports ``forensimg.formats.fimg.encoder`` without running the package ``__init__`` modules
-# (which import every format, construct and click: 150 ms more per worker): it registers the three
-# packages as plain namespace entries first. Only this module, ``record``, ``compressibility`` and
-# ``merkle`` are imported, none of which needs anything from a package ``__init__``.
-_BOOT = """\
-import sys, types
-root = sys.argv[1]
-for name, sub in (("forensimg", ""), ("forensimg.formats", "/formats"), ("forensimg.formats.fimg", "/formats/fimg")):
-    mod = types.ModuleType(name)
-    mod.__path__ = [root + sub]
-    sys.modules[name] = mod
-from forensimg.formats.fimg.encoder import worker_main
-sys.exit(worker_main(sys.argv[2:]))
-"""
-
-
-
-def _read_exact(fd: int, n: int) -> bytes:
-    parts = []
-    while n:
-        b = os.read(fd, n)
-        if not b:
-            break
-        parts.append(b)
-        n -= len(b)
-    return b"".join(parts)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def worker_main(argv: Sequence[str]) -> int:
     """An encoder process's loop (``argv``: the numbers :meth:`EncoderProcesses.start` passes).
 
     Runs until its job pipe closes; returns the exit status.
     """
-    shm_fd, shm_size, job_fd, reply_fd, cs, method, level, slot_size, in_size, node_level = map(int, argv)
+    job_fd, reply_fd, shm_fd, shm_size, cs, method, level, slot_size, in_size, node_level = map(int, argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the writer decides when to stop (it closes the pipe)
     gc.disable()  # the loop makes no reference cycles; collections would only scan its tuples
     shm = mmap.mmap(shm_fd, shm_size)
@@ -92,7 +57,7 @@ def worker_main(argv: Sequence[str]) -> int:
 
         compress = zstandard.ZstdCompressor(level=level, write_content_size=True).compress
     while True:
-        msg = _read_exact(job_fd, _JOB.size)
+        msg = read_exact(job_fd, _JOB.size)
         if len(msg) < _JOB.size:
             return 0
         slot, n, first, want_node = _JOB.unpack(msg)
@@ -119,18 +84,7 @@ def worker_main(argv: Sequence[str]) -> int:
         except Exception as exc:  # answered, so that the writer encodes this job itself and says why
             text = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:2000]
             reply = _REPLY.pack(1, 0, 0, len(text), 0) + text
-        _write_all(reply_fd, reply)
-
-
-class _Worker:
-    __slots__ = ("dead", "job_fd", "pending", "proc", "reply_fd")
-
-    def __init__(self, proc: Any, job_fd: int, reply_fd: int) -> None:
-        self.proc = proc
-        self.job_fd = job_fd
-        self.reply_fd = reply_fd
-        self.pending = 0
-        self.dead = False
+        write_all(reply_fd, reply)
 
 
 class EncoderProcesses:
@@ -154,40 +108,17 @@ class EncoderProcesses:
         self.slot_size = -(-self.slot_size // mmap.PAGESIZE) * mmap.PAGESIZE
         size = self.slot_size * slots
         self._free = list(range(slots))
-        self._workers: list[_Worker] = []
+        self._workers: list[Worker] = []
         self.error: str | None = None
-        self._fd = os.memfd_create("forensimg-fimg-encoder", os.MFD_CLOEXEC)
+        self._shm = SharedMemory(size)
+        self._view = self._shm.view
         try:
-            os.ftruncate(self._fd, size)
-            self._shm = mmap.mmap(self._fd, size)
-            self._view = memoryview(self._shm)
-            self._start(workers, size, method, level, node_level)
+            for _ in range(workers):
+                args = [self._shm.fd, size, chunk_size, method, level, self.slot_size, self.in_size, node_level]
+                self._workers.append(spawn(__name__, "worker_main", args, (self._shm.fd,)))
         except BaseException:
             self.close()
             raise
-
-    def _start(self, workers: int, size: int, method: int, level: int, node_level: int) -> None:
-        import subprocess  # only here: the workers themselves do not need it
-
-        root = str(Path(__file__).resolve().parents[2])
-        for _ in range(workers):
-            job_r, job_w = os.pipe()
-            reply_r, reply_w = os.pipe()
-            try:
-                args = [self._fd, size, job_r, reply_w, self.chunk_size, method, level, self.slot_size,
-                        self.in_size, node_level]
-                proc = subprocess.Popen(
-                    [sys.executable, "-c", _BOOT, root, *map(str, args)],
-                    pass_fds=(self._fd, job_r, reply_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL, start_new_session=True,  # no terminal signals: the writer decides
-                )
-            except BaseException:
-                for fd in (job_r, job_w, reply_r, reply_w):
-                    os.close(fd)
-                raise
-            os.close(job_r)
-            os.close(reply_w)
-            self._workers.append(_Worker(proc, job_w, reply_r))
 
     @property
     def pids(self) -> list[int]:
@@ -217,7 +148,7 @@ class EncoderProcesses:
             self._free.append(slot)
             return None
         try:
-            _write_all(w.job_fd, _JOB.pack(slot, p - base, first, want_node))
+            write_all(w.job_fd, _JOB.pack(slot, p - base, first, want_node))
         except OSError as exc:
             self._failed(w, f"encoder process {w.proc.pid} cannot take a job: {exc.strerror}")
             self._free.append(slot)
@@ -225,7 +156,7 @@ class EncoderProcesses:
         w.pending += 1
         return ProcessJob(self, w, slot, ranges, fallback)
 
-    def _failed(self, w: _Worker, why: str) -> None:
+    def _failed(self, w: Worker, why: str) -> None:
         w.dead = True
         if self.error is None:
             self.error = why
@@ -234,17 +165,17 @@ class EncoderProcesses:
         w = job.worker
         if w.dead:
             raise OSError(0, "the worker failed before")
-        head = _read_exact(w.reply_fd, _REPLY.size)
+        head = read_exact(w.reply_fd, _REPLY.size)
         if len(head) < _REPLY.size:
             raise EOFError(f"encoder process {w.proc.pid} exited")
         status, count, media, used, node_len = _REPLY.unpack(head)
         if status:
-            text = _read_exact(w.reply_fd, used).decode("utf-8", "replace")
+            text = read_exact(w.reply_fd, used).decode("utf-8", "replace")
             w.pending -= 1
             self._free.append(job.slot)
             job.slot = -1
             raise RuntimeError(f"encoder process {w.proc.pid}: {text}")
-        tail = _read_exact(w.reply_fd, 4 * count + 32 * count + node_len)
+        tail = read_exact(w.reply_fd, 4 * count + 32 * count + node_len)
         if len(tail) < 36 * count + node_len:
             raise EOFError(f"encoder process {w.proc.pid} exited")
         w.pending -= 1
@@ -264,22 +195,8 @@ class EncoderProcesses:
     def close(self) -> None:
         """Stop the workers (their job pipes close; they exit) and free the shared memory."""
         workers, self._workers = self._workers, []
-        for w in workers:  # end of jobs; an answer nobody reads any more ends a worker with EPIPE
-            os.close(w.job_fd)
-            os.close(w.reply_fd)
-        for w in workers:
-            try:
-                w.proc.wait(timeout=10)
-            except Exception:  # pragma: no cover - a worker stuck in the kernel
-                w.proc.kill()
-                w.proc.wait()
-        view = getattr(self, "_view", None)
-        if view is not None:
-            view.release()
-            self._shm.close()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        stop_all(workers)
+        self._shm.close()
 
 
 class ProcessJob:
@@ -287,7 +204,7 @@ class ProcessJob:
 
     __slots__ = ("fallback", "pool", "ranges", "slot", "worker")
 
-    def __init__(self, pool: EncoderProcesses, worker: _Worker, slot: int, ranges: list[tuple[bytes, int, int]],
+    def __init__(self, pool: EncoderProcesses, worker: Worker, slot: int, ranges: list[tuple[bytes, int, int]],
                  fallback: Callable[[], EncodedRun]) -> None:
         self.pool = pool
         self.worker = worker

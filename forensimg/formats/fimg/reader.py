@@ -16,7 +16,8 @@ import threading
 import uuid as uuidlib
 import zlib
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,7 @@ from forensimg.formats.fimg.layout import (
 )
 from forensimg.formats.fimg.record import decode_record
 from forensimg.formats.fimg.recover import Walk, walk_records
+from forensimg.formats.fimg.scanner import ScanJob, ScanProcesses
 from forensimg.formats.fimg.structs import FOOTER, FOOTER_MAGIC, HEADER
 from forensimg.image import CaseInfo, Fault, FaultKind, Image, ImageInfo, Range, SourceInfo
 from forensimg.merkle import (
@@ -72,6 +74,8 @@ _pread = os.pread
 _crc32 = zlib.crc32
 _sha256 = hashlib.sha256
 _zlib_decompressobj = ZLIB.decompressobj
+SCAN_PROCESSES_AFTER = 64 << 20
+"""Media bytes from which verify checks a fimg's chunks in scan processes (two or more workers)."""
 _RUN_READ_MAX = 64 << 20  # a scan task's records read in one pread up to this size (more: chunk by chunk)
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 
@@ -310,6 +314,7 @@ class FimgImage(Image):
         self._footer = read_footer(segs, h0)
         self._walk: Walk | None = None
         self._roots: tuple[list[bytes] | None, bytes] | None = None
+        self._scan_procs: ScanProcesses | None = None
         self._top: tuple[int, list[bytes]] | None = None
         self._top_tree: tuple[list[list[bytes]], dict[int, list[list[bytes]]]] | None = None
         self._locations: array[int] = array("Q")
@@ -537,6 +542,69 @@ class FimgImage(Image):
                     out.append((k, data, None))
             i = j
         return out
+
+    def scan_blocks(
+        self, start: int = 0, stop: int | None = None, *, workers: int = 1
+    ) -> Iterator[tuple[int, int, Sequence[bytes | memoryview], list[Fault]]]:
+        """:meth:`Image.scan_blocks`, on scan processes (:mod:`.scanner`) for a large image and two or more
+        workers, else on threads. The runs, data and faults are the same either way."""
+        stop = self.chunk_count if stop is None else min(stop, self.chunk_count)
+        cs = self.chunk_size
+        procs = None
+        if workers >= 2 and (stop - start) * cs >= SCAN_PROCESSES_AFTER and self._segs.fds:
+            try:
+                procs = ScanProcesses(self._segs.fds, cs, self.size, workers, 2 * workers + 1,
+                                      max(1, self._SCAN_TASK_BYTES // cs))
+            except (OSError, AttributeError, ValueError):  # no memfd (not Linux), no interpreter, limits
+                procs = None
+        if procs is None:
+            yield from super().scan_blocks(start, stop, workers=workers)
+            return
+        self._scan_procs = procs  # for tests and diagnostics
+        try:
+            yield from self._scan_on(procs, start, stop, workers)
+        finally:
+            self._scan_procs = None
+            procs.close()
+
+    def _scan_on(self, procs: ScanProcesses, start: int, stop: int,
+                 workers: int) -> Iterator[tuple[int, int, Sequence[bytes | memoryview], list[Fault]]]:
+        cs, size, locs, _count, leaves, _fds, checked, _zc, _zs = self._hot
+        per = max(1, self._SCAN_TASK_BYTES // cs)
+        pending: deque[ScanJob] = deque()
+        nxt = start
+        while pending or nxt < stop:
+            while nxt < stop and len(pending) < 2 * workers:
+                hi = min(nxt + per, stop)
+                job = procs.submit(nxt, hi, locs[nxt:hi], leaves[32 * nxt : 32 * hi] if leaves is not None else None)
+                if job is None:
+                    break
+                pending.append(job)
+                nxt = hi
+            if not pending:  # the processes are gone: the rest on threads
+                yield from super().scan_blocks(nxt, stop, workers=workers)
+                return
+            job = pending.popleft()
+            media = min(job.hi * cs, size) - job.lo * cs
+            try:
+                view, status, stored = procs.collect(job)
+            except OSError:  # this task again, here (and the next ones too, once they come up)
+                rows = self._check_run(job.lo, job.hi)
+                yield job.lo, job.hi, [d for _, d, _ in rows], [f for _, _, f in rows if f is not None]
+                continue
+            faults: list[Fault] = []
+            for r, good in enumerate(status):
+                k = job.lo + r
+                if good:
+                    if leaves is not None:  # checked against the digest table: the record walk skips it
+                        checked[k] = stored[r] + 1
+                    continue
+                data, fault = self.check_chunk(k)  # the diagnosing path names the fault; zeros in its place
+                view[r * cs : r * cs + len(data)] = data
+                if fault is not None:
+                    faults.append(fault)
+            yield job.lo, job.hi, [view[:media]], faults
+            procs.release(job)
 
     def _close_files(self) -> None:
         self._segs.close()

@@ -307,20 +307,22 @@ _RECORD_UNPACK = RECORD.unpack_from
 _zlib_decompressobj = ZLIB.decompressobj
 
 
-def decode_record(buf: bytes | memoryview, index: int, length: int, leaves: bytes | None) -> tuple[bytes | None, int]:
+def decode_record(buf: bytes | memoryview, index: int, length: int, leaves: bytes | None,
+                  leaves_from: int = 0) -> tuple[bytes | None, int]:
     """The checks of spec §4.2 for a well-formed record of chunk ``index`` (``length`` media bytes) read
     into ``buf`` (its header and at least its stored data): ``(data, stored length)``, or ``(None, 0)``
     for anything unusual, which the reader's diagnosing path (:func:`.layout.decode_chunk`) then names.
 
-    ``leaves``: the digest table, whose entry must equal the record's digest, or ``None``. The hot path of
-    every chunk read and scan, in the reader's threads and in the verify processes alike.
+    ``leaves``: the digest table (from chunk ``leaves_from`` on), whose entry must equal the record's
+    digest, or ``None``. The hot path of every chunk read and scan, in the reader's threads and in the
+    verify processes alike.
     """
     if len(buf) < RECORD_SIZE:
         return None, 0
     rtype, flags, method, reserved, number, stored, decoded, digest, crc = _RECORD_UNPACK(buf)
     if not (
         crc == zlib.crc32(buf[:60]) and number == index and rtype == T_CHUNK and decoded == length
-        and not reserved and (leaves is None or leaves.startswith(digest, 32 * index))
+        and not reserved and (leaves is None or leaves.startswith(digest, 32 * (index - leaves_from)))
     ):
         return None, 0
     data: bytes | None = None

@@ -1,0 +1,128 @@
+"""fimg scan processes (verify of a large image): the same runs, data and faults as the threads, on damaged
+images; a killed worker costs speed, not the result; the workers end with the scan."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+from pathlib import Path
+
+import pytest
+
+import forensimg
+from forensimg.formats.fimg import create_writer
+from forensimg.formats.fimg import reader as fimg_reader
+from forensimg.formats.fimg.layout import RECORD_SIZE, parse_record, split_location
+
+CS = 4096
+
+
+def _media(size: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    out = bytearray()
+    while len(out) < size:
+        k = rng.randrange(3)
+        n = rng.randrange(1, 9) * CS
+        text = b"line %05d of text\n" % rng.randrange(99) * (n // 17)
+        out += bytes(n) if k == 0 else rng.randbytes(n) if k == 1 else text
+    return bytes(out[:size])
+
+
+def _damaged(tmp_path: Path) -> tuple[list[Path], bytes, list[int]]:
+    """An image on several segments with flipped data, header and stream bytes and a truncated segment."""
+    data = _media(2000 * CS + 555, seed=21)
+    w = create_writer(tmp_path / "d.fimg", chunk_size=CS, segment_size=1_000_000, encoder="threads")
+    w.write(data)
+    paths = list(w.close().paths)
+    assert len(paths) >= 3
+    with forensimg.open(paths[0]) as img:
+        locs = list(img._locations)  # type: ignore[attr-defined]
+    hurt = []
+    for i, where in ((5, 20), (300, 70), (301, 66), (999, 100), (1500, 64)):
+        seg, off = split_location(locs[i])
+        raw = bytearray(paths[seg - 1].read_bytes())
+        rh = parse_record(bytes(raw[off : off + RECORD_SIZE]))
+        assert rh is not None
+        if where >= RECORD_SIZE and rh.stored_length <= where - RECORD_SIZE:
+            where = 20  # a zero record has no body: its header then
+        raw[off + where] ^= 0x5A
+        paths[seg - 1].write_bytes(bytes(raw))
+        hurt.append(i)
+    # the second segment loses its last 100 bytes (its last record, or the checkpoint after it)
+    paths[1].write_bytes(paths[1].read_bytes()[:-100])
+    return paths, data, hurt
+
+
+def _runs(img: forensimg.Image, workers: int) -> list[tuple[int, int, bytes, list[object]]]:
+    return [(lo, hi, b"".join(bytes(p) for p in parts), faults)
+            for lo, hi, parts, faults in img.scan_blocks(workers=workers)]
+
+
+def test_scan_processes_give_the_threads_runs_data_and_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths, data, hurt = _damaged(tmp_path)
+    with forensimg.open(paths[0]) as img:
+        threads = _runs(img, 1)
+    monkeypatch.setattr(fimg_reader, "SCAN_PROCESSES_AFTER", 0)
+    with forensimg.open(paths[0]) as img:
+        seen: list[object] = []
+        real = img.check_chunk
+        img.check_chunk = lambda i: (seen.append(i), real(i))[1]  # type: ignore[method-assign]
+        procs = _runs(img, 2)
+        assert seen and set(seen) <= set(range(img.chunk_count))  # the verifier looked again at the bad ones only
+        assert len(seen) < 20
+    assert procs == threads
+    bad = sorted(f.chunk for _, _, _, faults in procs for f in faults)  # type: ignore[attr-defined]
+    assert set(hurt) <= set(bad) and len(bad) <= len(hurt) + 1  # + the truncated segment's last record
+    good = b"".join(d for _, _, d, _ in procs)
+    assert len(good) == len(data)
+    for i in range(0, len(data) // CS):
+        if i not in bad:
+            assert good[i * CS : (i + 1) * CS] == data[i * CS : (i + 1) * CS]
+    # and the verdict of verify is the same
+    a = forensimg.verify(paths[0], workers=2, use_custody=False)
+    monkeypatch.setattr(fimg_reader, "SCAN_PROCESSES_AFTER", 1 << 60)
+    b = forensimg.verify(paths[0], workers=2, use_custody=False)
+    assert a.status == b.status == "faults"
+    assert a.faults == b.faults  # kind, message, chunk, media range, segment, offset
+    assert [(h.algorithm, h.computed) for h in a.hashes] == [(h.algorithm, h.computed) for h in b.hashes]
+
+
+def test_a_killed_scan_worker_costs_speed_not_the_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _media(3000 * CS, seed=4)
+    w = create_writer(tmp_path / "k.fimg", chunk_size=CS, encoder="threads")
+    w.write(data)
+    path = w.close().paths[0]
+    monkeypatch.setattr(fimg_reader, "SCAN_PROCESSES_AFTER", 0)
+    with forensimg.open(path) as img:
+        gen = img.scan_blocks(workers=2)
+        first = next(gen)
+        procs = img._scan_procs  # type: ignore[attr-defined]
+        assert procs is not None
+        pids = procs.pids
+        os.kill(pids[0], signal.SIGKILL)
+        rest = list(gen)
+        assert img._scan_procs is None  # type: ignore[attr-defined]
+    got = b"".join(bytes(p) for p in first[2]) + b"".join(b"".join(bytes(p) for p in parts) for _, _, parts, _ in rest)
+    assert got == data
+    assert not first[3] and not any(f for *_, f in rest)
+    for pid in pids:  # reaped when the scan ended
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_workers_end_when_the_consumer_stops_early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _media(1500 * CS, seed=6)
+    w = create_writer(tmp_path / "e.fimg", chunk_size=CS, encoder="threads")
+    w.write(data)
+    path = w.close().paths[0]
+    monkeypatch.setattr(fimg_reader, "SCAN_PROCESSES_AFTER", 0)
+    with forensimg.open(path) as img:
+        gen = img.scan_blocks(workers=2)
+        lo, hi, parts, _ = next(gen)
+        assert b"".join(bytes(p) for p in parts) == data[lo * CS : hi * CS]
+        pids = img._scan_procs.pids  # type: ignore[attr-defined]
+        gen.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
