@@ -89,6 +89,25 @@ _REFUSED = (
 )
 
 
+_RUN_READ_MAX = 64 << 20  # a scan task's chunks read in one pread up to this size (more: chunk by chunk)
+
+
+def _decode_hot(compressed: int, stored: bytes | memoryview, expected: int, cs: int) -> bytes | None:
+    """A well-formed chunk's data from its stored bytes (a complete zlib stream with nothing after it that
+    inflates to exactly the chunk, or the data plus its little-endian Adler-32, spec §Chunks), else ``None``
+    (the diagnosing path decides)."""
+    if compressed:
+        d = _decompressobj()
+        try:
+            out: bytes = d.decompress(stored, cs + 1)
+        except _ZLIB_ERRORS:
+            return None
+        return out if len(out) == expected and d.eof and not d.unused_data else None
+    if len(stored) == expected + 4 and _adler32(stored[:expected]) == int.from_bytes(stored[expected:], "little"):
+        return bytes(stored[:expected])
+    return None
+
+
 def _chunk_error(
     kind: FaultKind,
     message: str,
@@ -1099,19 +1118,46 @@ class EWFImage(Image):
                 except (OSError, IndexError):  # read again below, which names the file and the error
                     stored = b""
                 if len(stored) == end - start:
-                    if e >> 31:
-                        d = _decompressobj()
-                        try:
-                            out: bytes = d.decompress(stored, cs + 1)
-                        except _ZLIB_ERRORS:
-                            out = b""
-                        if len(out) == expected and d.eof and not d.unused_data:
-                            return out
-                    elif len(stored) == expected + 4 and _adler32(memoryview(stored)[:expected]) == int.from_bytes(
-                        stored[expected:], "little"
-                    ):
-                        return stored[:expected]
+                    out = _decode_hot(e >> 31, stored, expected, cs)
+                    if out is not None:
+                        return out
         return self._read_chunk_checked(index)
+
+    def _check_run(self, lo: int, hi: int) -> list[tuple[int, bytes, Fault | None]]:
+        # A scan task (verify, convert): the stored bytes of a group's consecutive chunks lie back to back,
+        # so they are read with one pread per group and each chunk checked as _read_chunk checks it;
+        # anything unusual goes through check_chunk, which reads it again and names the fault.
+        cs, size, groups, firsts, fds = self._hot
+        out: list[tuple[int, bytes, Fault | None]] = []
+        i = lo
+        while i < hi:
+            g = groups[_bisect_right(firsts, i) - 1]
+            j = min(hi, g.first_chunk + g.count)
+            entries = g.entries
+            base = g.base
+            k0 = i - g.first_chunk
+            k1 = j - g.first_chunk
+            first = base + (entries[k0] & _MASK)
+            last = base + (entries[k1] & _MASK) if k1 < len(entries) else g.data_end
+            buf = b""
+            if g.data_end - base <= _MASK and g.data_start <= first < last <= g.data_end \
+                    and last - first <= _RUN_READ_MAX:
+                try:
+                    buf = _pread(fds[g.segment], last - first, first)
+                except (OSError, IndexError):  # each chunk is read again by check_chunk, which reports it
+                    buf = b""
+            run = memoryview(buf)
+            for k in range(i, j):
+                kk = k - g.first_chunk
+                e = entries[kk]
+                start = base + (e & _MASK) - first
+                end = (base + (entries[kk + 1] & _MASK) if kk + 1 < len(entries) else g.data_end) - first
+                data = None
+                if 0 <= start < end <= len(run):
+                    data = _decode_hot(e >> 31, run[start:end], min(cs, size - k * cs), cs)
+                out.append((k, data, None) if data is not None else (k, *self.check_chunk(k)))
+            i = j
+        return out
 
     def _read_chunk_checked(self, index: int) -> bytes:
         """Read and check chunk ``index`` the long way, diagnosing what is wrong with it."""
