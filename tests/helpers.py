@@ -68,3 +68,18 @@ def write_split(data: bytes, first: Path, piece: int) -> list[Path]:
         p.write_bytes(data[i * piece : (i + 1) * piece])
         out.append(p)
     return out
+
+
+def mixed_media(size: int, seed: int, unit: int = 4096, most_units: int = 3) -> bytes:
+    """Zero, random and text runs of 1..``most_units`` units, so that every fimg storage kind (zero flag,
+    stored, compressed) occurs."""
+    import random
+
+    rng = random.Random(seed)
+    out = bytearray()
+    while len(out) < size:
+        k = rng.randrange(3)
+        n = rng.randrange(1, most_units + 1) * unit
+        text = b"line %05d of text\n" % rng.randrange(99)
+        out += bytes(n) if k == 0 else rng.randbytes(n) if k == 1 else text * (n // 17)
+    return bytes(out[:size])

@@ -16,20 +16,13 @@ from forensimg.formats.fimg import create_writer
 from forensimg.formats.fimg.layout import FLAG_COMPRESSED, M_ZLIB, RECORD_SIZE, parse_record, split_location
 from forensimg.formats.fimg.reader import read_chunk_at
 from forensimg.image import FaultKind
+from tests.helpers import mixed_media
 
 CS = 4096
 
 
 def _media(size: int, seed: int) -> bytes:
-    """Zero, random and text runs, so that every storage kind (ZERO, raw, zlib) occurs."""
-    rng = random.Random(seed)
-    out = bytearray()
-    while len(out) < size:
-        k = rng.randrange(3)
-        n = rng.randrange(1, 4) * CS
-        text = b"line %05d of text\n" % rng.randrange(99)
-        out += bytes(n) if k == 0 else rng.randbytes(n) if k == 1 else text * (n // 17)
-    return bytes(out[:size])
+    return mixed_media(size, seed, CS, 3)
 
 
 def _write(path: Path, data: bytes, **opts: object) -> list[Path]:

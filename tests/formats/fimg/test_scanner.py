@@ -4,7 +4,6 @@ images; a killed worker costs speed, not the result; the workers end with the sc
 from __future__ import annotations
 
 import os
-import random
 import signal
 from pathlib import Path
 
@@ -14,19 +13,19 @@ import forensimg
 from forensimg.formats.fimg import create_writer
 from forensimg.formats.fimg import reader as fimg_reader
 from forensimg.formats.fimg.layout import RECORD_SIZE, parse_record, split_location
+from tests.helpers import mixed_media
 
 CS = 4096
 
 
 def _media(size: int, seed: int) -> bytes:
-    rng = random.Random(seed)
-    out = bytearray()
-    while len(out) < size:
-        k = rng.randrange(3)
-        n = rng.randrange(1, 9) * CS
-        text = b"line %05d of text\n" % rng.randrange(99) * (n // 17)
-        out += bytes(n) if k == 0 else rng.randbytes(n) if k == 1 else text
-    return bytes(out[:size])
+    return mixed_media(size, seed, CS, 8)
+
+
+def _image(path: Path, data: bytes) -> Path:
+    w = create_writer(path, chunk_size=CS, encoder="threads")
+    w.write(data)
+    return w.close().paths[0]
 
 
 def _damaged(tmp_path: Path) -> tuple[list[Path], bytes, list[int]]:
@@ -90,9 +89,7 @@ def test_scan_processes_give_the_threads_runs_data_and_faults(tmp_path: Path, mo
 
 def test_a_killed_scan_worker_costs_speed_not_the_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _media(3000 * CS, seed=4)
-    w = create_writer(tmp_path / "k.fimg", chunk_size=CS, encoder="threads")
-    w.write(data)
-    path = w.close().paths[0]
+    path = _image(tmp_path / "k.fimg", data)
     monkeypatch.setattr(fimg_reader, "SCAN_PROCESSES_AFTER", 0)
     with forensimg.open(path) as img:
         gen = img.scan_blocks(workers=2)
@@ -113,9 +110,7 @@ def test_a_killed_scan_worker_costs_speed_not_the_result(tmp_path: Path, monkeyp
 
 def test_workers_end_when_the_consumer_stops_early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _media(1500 * CS, seed=6)
-    w = create_writer(tmp_path / "e.fimg", chunk_size=CS, encoder="threads")
-    w.write(data)
-    path = w.close().paths[0]
+    path = _image(tmp_path / "e.fimg", data)
     monkeypatch.setattr(fimg_reader, "SCAN_PROCESSES_AFTER", 0)
     with forensimg.open(path) as img:
         gen = img.scan_blocks(workers=2)
