@@ -1,9 +1,9 @@
 """The fimg writer: append-only, parallel, crash-safe and resumable (``formats/fimg/spec.md`` §5, §7).
 
-Chunks are hashed (SHA-256) and compressed in jobs of 4 MiB by encoder processes (:mod:`.encoder`), or by a
-thread pool for small images and wherever processes cannot run, and written strictly in order by the
-calling thread. Every ``checkpoint_interval`` chunks, at each
-segment's end and at close, the writer syncs the data, appends a checkpoint record and syncs again: after
+Chunks are hashed (SHA-256) and compressed in jobs of 4 MiB by encoder processes (:mod:`.encoder`), or by
+a thread pool for small images and wherever processes cannot run, and written strictly in order by the
+calling thread. Every ``checkpoint_interval`` chunks, at each segment's end and at close, the writer
+syncs the data, appends a checkpoint record and syncs again: after
 a crash at any moment, everything up to the last checkpoint is intact and :func:`resume_writer` continues
 from there. The whole-media hashes come from :class:`~forensimg.writer.ImageWriter` (``MultiHasher``).
 """
@@ -189,10 +189,10 @@ class FimgWriter(ImageWriter):
         if encoder not in _ENCODERS:
             raise UsageError(f"fimg encoder must be one of {', '.join(_ENCODERS)}, not {encoder!r}")
         self.encoder = encoder
-        # a job encodes 4 MiB of chunks (fewer for tiny chunks): fewer hand-offs between threads or processes
+        # a job encodes 4 MiB of chunks (at most 256 chunks, and no more than the checkpoint interval; a power
+        # of two, so that an aligned job is one Merkle node): fewer hand-offs between threads or processes
         # (each costs a wake-up; 4 MiB jobs made a 1 GiB acquisition 7-10 % faster than 1 MiB jobs), while
         # ``_window`` jobs in flight keep every worker busy during a slow write
-        # and never more than the checkpoint interval (a power of two: a whole job is one Merkle node)
         jobs = max(1, min(256, (4 << 20) // chunk_size, checkpoint_interval))
         self._batch_chunks = 1 << (jobs.bit_length() - 1)
         self._window = self.workers + 1
