@@ -555,7 +555,7 @@ class FimgImage(Image):
             try:
                 procs = ScanProcesses(self._segs.fds, cs, self.size, workers, 2 * workers + 1,
                                       max(1, self._SCAN_TASK_BYTES // cs))
-            except (OSError, AttributeError, ValueError):  # no memfd (not Linux), no interpreter, limits
+            except (OSError, AttributeError, TypeError, ValueError):  # no memfd (not Linux), no interpreter
                 procs = None
         if procs is None:
             yield from super().scan_blocks(start, stop, workers=workers)

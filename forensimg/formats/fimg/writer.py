@@ -417,7 +417,7 @@ class FimgWriter(ImageWriter):
         try:
             procs = EncoderProcesses(self.workers, self.chunk_size, self._method, self.compression_level,
                                      self._batch_chunks, self._batch_level, self._window + 1)
-        except (OSError, AttributeError, ValueError) as exc:  # no memfd (not Linux), no interpreter, limits
+        except (OSError, AttributeError, TypeError, ValueError) as exc:  # no memfd (not Linux), no interpreter
             self._procs_error = f"encoder processes could not start: {exc}"
             return None
         self._procs = procs

@@ -177,3 +177,12 @@ def test_workers_exit_when_the_writers_process_is_killed(tmp_path: Path) -> None
     p.wait()
     for pid in pids:  # their job pipes closed with the writer: each reads end-of-file and exits
         assert _gone(pid, 30), f"encoder process {pid} outlived its writer"
+
+
+def test_no_interpreter_to_start_falls_back_to_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _media(1_500_000, seed=9)
+    ref = _write(tmp_path / "r" / "ref.fimg", data, encoder="threads")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    res = _write(tmp_path / "n" / "n.fimg", data, encoder="processes")
+    assert res.details["encoder"].startswith("threads (encoder processes could not start")
+    assert _chunk_records(res.paths) == _chunk_records(ref.paths)

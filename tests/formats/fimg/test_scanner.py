@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,18 @@ def test_workers_end_when_the_consumer_stops_early(tmp_path: Path, monkeypatch: 
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_no_interpreter_to_start_scans_on_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _media(600 * CS, seed=8)
+    path = _image(tmp_path / "t.fimg", data)
+    monkeypatch.setattr(fimg_reader, "SCAN_PROCESSES_AFTER", 0)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    with forensimg.open(path) as img:
+        gen = img.scan_blocks(workers=2)
+        runs = [next(gen)]
+        assert img._scan_procs is None  # type: ignore[attr-defined]  # none could start: threads scan
+        runs += list(gen)
+    assert b"".join(b"".join(bytes(p) for p in parts) for _, _, parts, _ in runs) == data
+    rep = forensimg.verify(path, workers=2, use_custody=False)
+    assert rep.status == "verified" and rep.chunks_checked == 600
