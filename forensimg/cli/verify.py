@@ -33,7 +33,8 @@ _LABELS = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256", "sha512": "SHA-51
     metavar="START:END",
     help="Verify only these media bytes (end exclusive; START+LENGTH, hex, k/M/G and s(ectors) suffixes).",
 )
-@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Threads checking chunks [CPU count].")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
+              help="Threads (fimg from 64 MiB: processes) checking chunks [CPU count].")
 @click.option("--public-key", type=FILE_PATH, default=None, help="Also check IMAGE.manifest.sig.")
 @click.option("-a", "--algorithm", "algorithms", multiple=True, help="Also compute this hash (repeat).")
 @click.option("--format", "fmt", default=None, help="Force the format instead of detecting it.")
