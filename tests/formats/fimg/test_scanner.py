@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,19 @@ def _image(path: Path, data: bytes) -> Path:
     w = create_writer(path, chunk_size=CS, encoder="threads")
     w.write(data)
     return w.close().paths[0]
+
+
+def _scan_with_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunks: int,
+                         seed: int) -> tuple[bytes, Path]:
+    """A fimg of ``chunks`` chunks that verify scans on processes however small it is."""
+    data = _media(chunks * CS, seed=seed)
+    path = _image(tmp_path / "s.fimg", data)
+    monkeypatch.setattr(fimg_reader, "SCAN_PROCESSES_AFTER", 0)
+    return data, path
+
+
+def _joined(runs: list[tuple[int, int, Sequence[bytes | memoryview], list[object]]]) -> bytes:
+    return b"".join(b"".join(bytes(p) for p in parts) for _, _, parts, _ in runs)
 
 
 def _damaged(tmp_path: Path) -> tuple[list[Path], bytes, list[int]]:
@@ -89,30 +103,25 @@ def test_scan_processes_give_the_threads_runs_data_and_faults(tmp_path: Path, mo
 
 
 def test_a_killed_scan_worker_costs_speed_not_the_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = _media(3000 * CS, seed=4)
-    path = _image(tmp_path / "k.fimg", data)
-    monkeypatch.setattr(fimg_reader, "SCAN_PROCESSES_AFTER", 0)
+    data, path = _scan_with_processes(tmp_path, monkeypatch, 3000, seed=4)
     with forensimg.open(path) as img:
         gen = img.scan_blocks(workers=2)
-        first = next(gen)
+        runs = [next(gen)]
         procs = img._scan_procs  # type: ignore[attr-defined]
         assert procs is not None
         pids = procs.pids
         os.kill(pids[0], signal.SIGKILL)
-        rest = list(gen)
+        runs += list(gen)
         assert img._scan_procs is None  # type: ignore[attr-defined]
-    got = b"".join(bytes(p) for p in first[2]) + b"".join(b"".join(bytes(p) for p in parts) for _, _, parts, _ in rest)
-    assert got == data
-    assert not first[3] and not any(f for *_, f in rest)
+    assert _joined(runs) == data
+    assert not any(f for *_, f in runs)
     for pid in pids:  # reaped when the scan ended
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
 
 
 def test_workers_end_when_the_consumer_stops_early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = _media(1500 * CS, seed=6)
-    path = _image(tmp_path / "e.fimg", data)
-    monkeypatch.setattr(fimg_reader, "SCAN_PROCESSES_AFTER", 0)
+    data, path = _scan_with_processes(tmp_path, monkeypatch, 1500, seed=6)
     with forensimg.open(path) as img:
         gen = img.scan_blocks(workers=2)
         lo, hi, parts, _ = next(gen)
@@ -125,15 +134,13 @@ def test_workers_end_when_the_consumer_stops_early(tmp_path: Path, monkeypatch: 
 
 
 def test_no_interpreter_to_start_scans_on_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = _media(600 * CS, seed=8)
-    path = _image(tmp_path / "t.fimg", data)
-    monkeypatch.setattr(fimg_reader, "SCAN_PROCESSES_AFTER", 0)
+    data, path = _scan_with_processes(tmp_path, monkeypatch, 600, seed=8)
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
     with forensimg.open(path) as img:
         gen = img.scan_blocks(workers=2)
         runs = [next(gen)]
         assert img._scan_procs is None  # type: ignore[attr-defined]  # none could start: threads scan
         runs += list(gen)
-    assert b"".join(b"".join(bytes(p) for p in parts) for _, _, parts, _ in runs) == data
+    assert _joined(runs) == data
     rep = forensimg.verify(path, workers=2, use_custody=False)
     assert rep.status == "verified" and rep.chunks_checked == 600
