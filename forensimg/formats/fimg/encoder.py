@@ -41,6 +41,7 @@ _JOB = struct.Struct("<IIQB")  # slot, input bytes, first chunk index, want the 
 _REPLY = struct.Struct("<BIQII")  # status (0 ok), records, media bytes, output bytes used, node bytes
 _BIG = sys.byteorder == "big"
 
+
 def worker_main(argv: Sequence[str]) -> int:
     """An encoder process's loop (``argv``: the numbers :meth:`EncoderProcesses.start` passes).
 
@@ -154,7 +155,7 @@ class EncoderProcesses:
             self._free.append(slot)
             return None
         w.pending += 1
-        return ProcessJob(self, w, slot, ranges, fallback)
+        return ProcessJob(self, w, slot, fallback)
 
     def _failed(self, w: Worker, why: str) -> None:
         w.dead = True
@@ -202,15 +203,13 @@ class EncoderProcesses:
 class ProcessJob:
     """A job in flight in an encoder process; :meth:`result` never fails for the worker's sake."""
 
-    __slots__ = ("fallback", "pool", "ranges", "slot", "worker")
+    __slots__ = ("fallback", "pool", "slot", "worker")
 
-    def __init__(self, pool: EncoderProcesses, worker: Worker, slot: int, ranges: list[tuple[bytes, int, int]],
-                 fallback: Callable[[], EncodedRun]) -> None:
+    def __init__(self, pool: EncoderProcesses, worker: Worker, slot: int, fallback: Callable[[], EncodedRun]) -> None:
         self.pool = pool
         self.worker = worker
         self.slot = slot
-        self.ranges = ranges
-        self.fallback = fallback
+        self.fallback = fallback  # the writer's own encoding of the same chunks
 
     def done(self) -> bool:
         """True when the answer can be read without waiting (or the worker is gone)."""
