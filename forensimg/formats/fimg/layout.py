@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from forensimg.formats.fimg.record import (
     DECOMPRESSORS,
     FLAG_COMPRESSED,
     FLAG_ZERO,
+    HEADER_SIZE,
     M_NONE,
     M_ZLIB,
     M_ZSTD,
@@ -34,6 +34,7 @@ from forensimg.formats.fimg.record import (
     T_TOP,
     ZLIB,
     RecordHeader,
+    decode_record,
     pack_record,
     parse_record,
     zero_digest,
@@ -80,7 +81,6 @@ __all__ = [
 ]
 
 VERSION = (1, 0)
-HEADER_SIZE = 128
 FOOTER_SIZE = 136
 MIN_CHUNK_SIZE = 4096
 MAX_CHUNK_SIZE = 16 << 20
@@ -228,30 +228,11 @@ def decode_chunk(
     Raises:
         ChunkFault: any check fails; the message names chunk, media range, file and offset.
     """
-    # Fast path for a well-formed record (the common case); anything unusual goes through the full,
-    # diagnosing check below, which applies the same rules (spec §4.2) and names what failed.
-    if len(buf) >= RECORD_SIZE:
-        rtype, flags, method, reserved, number, stored, decoded, digest, crc = RECORD.unpack_from(buf)
-        if (
-            crc == zlib.crc32(memoryview(buf)[:60]) and rtype == T_CHUNK and number == index
-            and decoded == length and not reserved and (leaf is None or leaf == digest)
-        ):
-            if flags == FLAG_ZERO and not stored and not method:
-                if digest == zero_digest(length):
-                    return zeros(length), digest
-            elif not flags and not method and stored == length and len(buf) >= RECORD_SIZE + length:
-                data = buf[RECORD_SIZE : RECORD_SIZE + length]
-                if hashlib.sha256(data).digest() == digest:
-                    return data, digest
-            elif flags == FLAG_COMPRESSED and 0 < stored < length and len(buf) >= RECORD_SIZE + stored:
-                dec = DECOMPRESSORS.get(method)
-                if dec is not None:
-                    try:
-                        data = dec(memoryview(buf)[RECORD_SIZE : RECORD_SIZE + stored], length)
-                    except Exception:  # reported by the full check below
-                        data = b""
-                    if len(data) == length and hashlib.sha256(data).digest() == digest:
-                        return data, digest
+    # The hot path (record.decode_record) for a well-formed record, the common case; anything unusual goes
+    # through the full, diagnosing check below, which applies the same rules (spec §4.2) and names what failed.
+    data, _stored = decode_record(buf, index, length, leaf, index)
+    if data is not None:
+        return data, bytes(buf[28:60])  # the record's digest (spec §4.1: bytes 28..59)
     return _decode_checked(buf, index, length, path=path, offset=offset, media_start=media_start, leaf=leaf)
 
 

@@ -14,7 +14,6 @@ import os
 import sys
 import threading
 import uuid as uuidlib
-import zlib
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,23 +31,19 @@ from forensimg.formats.fimg.layout import (
     MAX_CHUNK_SIZE,
     MAX_METADATA_SIZE,
     MIN_CHUNK_SIZE,
-    RECORD,
     RECORD_SIZE,
     T_DIGESTS,
     T_INDEX,
     T_METADATA,
     T_TOP,
-    ZLIB,
     ChunkFault,
     decode_chunk,
     drop_torn,
     find_segments,
     parse_record,
     split_location,
-    zero_digest,
-    zeros,
 )
-from forensimg.formats.fimg.record import decode_record
+from forensimg.formats.fimg.record import decode_record, read_runs
 from forensimg.formats.fimg.recover import Walk, walk_records
 from forensimg.formats.fimg.scanner import ScanJob, ScanProcesses
 from forensimg.formats.fimg.structs import FOOTER, FOOTER_MAGIC, HEADER
@@ -69,14 +64,9 @@ __all__ = ["FimgImage", "open_image", "parse_headers", "read_chunk_at", "read_fo
 
 _BIG = sys.byteorder == "big"
 _LOC_MASK = (1 << 48) - 1
-_RECORD_UNPACK = RECORD.unpack_from
 _pread = os.pread
-_crc32 = zlib.crc32
-_sha256 = hashlib.sha256
-_zlib_decompressobj = ZLIB.decompressobj
 SCAN_PROCESSES_AFTER = 64 << 20
 """Media bytes from which verify checks a fimg's chunks in scan processes (two or more workers)."""
-_RUN_READ_MAX = 64 << 20  # a scan task's records read in one pread up to this size (more: chunk by chunk)
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 
 
@@ -300,7 +290,7 @@ class FimgImage(Image):
         # about as much as a dict lookup): none of it changes after opening; fds is emptied at close
         cs = self._chunk_size
         self._hot = (cs, self._size, self._locations, len(self._locations), self._leaves, self._segs.fds,
-                     self._stored, zeros(cs), zero_digest(cs))
+                     self._stored)
 
     # -- opening ----------------------------------------------------------------------------------
 
@@ -475,7 +465,7 @@ class FimgImage(Image):
         # read, a bad field, a digest mismatch, undecodable data) goes through read_chunk_at /
         # decode_chunk, which apply the same rules again and raise a ChunkFault naming what failed, the
         # chunk, its media range, the segment file and the offset.
-        cs, size, locs, count, _leaves, fds, _checked, _zc, _zs = self._hot
+        cs, size, locs, count, _leaves, fds, _checked = self._hot
         length = size - index * cs
         if length > cs:
             length = cs
@@ -513,34 +503,11 @@ class FimgImage(Image):
         # run instead of one per chunk (at 16 KiB chunks, 256 preads fewer per task); each chunk is then
         # checked as _read_chunk checks it, and anything unusual goes through check_chunk, which reads
         # that record again and names the fault.
-        cs, size, locs, _count, _leaves, fds, _checked, _zc, _zs = self._hot
+        cs, size, locs, _count, _leaves, fds, _checked = self._hot
         out: list[tuple[int, bytes, Fault | None]] = []
-        i = lo
-        while i < hi:
-            loc = locs[i]
-            seg = loc >> 48
-            first = loc & _LOC_MASK
-            j = i + 1  # the run: records of the same segment, each after the previous one
-            while j < hi and locs[j] >> 48 == seg and locs[j] > locs[j - 1]:
-                j += 1
-            # up to the end of the run's last record at its largest (a stored chunk): bytes beyond a shorter
-            # record are read and not used
-            end = (locs[j - 1] & _LOC_MASK) + RECORD_SIZE + min(cs, size - (j - 1) * cs)
-            view = memoryview(b"")
-            if seg and first >= HEADER_SIZE and end - first <= _RUN_READ_MAX:
-                try:
-                    view = memoryview(_pread(fds[seg - 1], end - first, first))
-                except (OSError, IndexError):  # each chunk is read again by check_chunk, which reports it
-                    view = memoryview(b"")
-            for k in range(i, j):
-                start = (locs[k] & _LOC_MASK) - first
-                stop = (locs[k + 1] & _LOC_MASK) - first if k + 1 < j else len(view)
-                data = self._decode_hot(k, min(cs, size - k * cs), view[start:stop]) if len(view) else None
-                if data is None:
-                    out.append((k, *self.check_chunk(k)))
-                else:
-                    out.append((k, data, None))
-            i = j
+        for k, record in read_runs(locs, lo, hi, 0, cs, size, fds):
+            data = self._decode_hot(k, min(cs, size - k * cs), record) if record is not None else None
+            out.append((k, data, None) if data is not None else (k, *self.check_chunk(k)))
         return out
 
     def scan_blocks(
@@ -569,7 +536,7 @@ class FimgImage(Image):
 
     def _scan_on(self, procs: ScanProcesses, start: int, stop: int,
                  workers: int) -> Iterator[tuple[int, int, Sequence[bytes | memoryview], list[Fault]]]:
-        cs, size, locs, _count, leaves, _fds, checked, _zc, _zs = self._hot
+        cs, size, locs, _count, leaves, _fds, checked = self._hot
         per = max(1, self._SCAN_TASK_BYTES // cs)
         pending: deque[ScanJob] = deque()
         nxt = start

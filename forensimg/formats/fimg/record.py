@@ -9,10 +9,11 @@ everything here.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -34,6 +35,7 @@ __all__ = [
     "DECOMPRESSORS",
     "FLAG_COMPRESSED",
     "FLAG_ZERO",
+    "HEADER_SIZE",
     "METHODS",
     "METHOD_NAMES",
     "M_NONE",
@@ -42,6 +44,7 @@ __all__ = [
     "RECORD",
     "RECORD_SIZE",
     "RECORD_TYPES",
+    "RUN_READ_MAX",
     "T_CHECKPOINT",
     "T_CHUNK",
     "T_DIGESTS",
@@ -56,11 +59,15 @@ __all__ = [
     "encode_range",
     "pack_record",
     "parse_record",
+    "read_runs",
     "zero_digest",
     "zeros",
 ]
 
 RECORD_SIZE = 64
+HEADER_SIZE = 128  # a segment's header (spec §3): no record starts before it
+RUN_READ_MAX = 64 << 20  # a run of records is read with one pread up to this size (more: record by record)
+_LOC_MASK = (1 << 48) - 1
 
 # record types (spec §4.1)
 T_CHUNK = b"FCHK"
@@ -350,3 +357,36 @@ def decode_record(buf: bytes | memoryview, index: int, length: int, leaves: byte
         if data is not None and (len(data) != length or hashlib.sha256(data).digest() != digest):
             data = None
     return data, stored
+
+
+def read_runs(locations: Sequence[int], i: int, hi: int, first_chunk: int, chunk_size: int, size: int,
+              fds: Sequence[int]) -> Iterator[tuple[int, memoryview | None]]:
+    """The chunk records at ``locations[i:hi]`` (chunks ``first_chunk + i`` on; spec §4.4 locations), read
+    with one ``pread`` per run of records that follow one another in a segment (``fds``: the segments'
+    descriptors, in order). Yields ``(k, view)``: record ``k``'s bytes (its header, its body, maybe bytes
+    after it), or ``None`` where its run could not be read (the caller reads that record again, alone).
+    """
+    while i < hi:
+        seg = locations[i] >> 48
+        first = locations[i] & _LOC_MASK
+        j = i + 1
+        while j < hi and locations[j] >> 48 == seg and locations[j] > locations[j - 1]:
+            j += 1
+        # up to the end of the run's last record at its largest (a stored chunk): bytes beyond a shorter
+        # record are read and not used
+        end = (locations[j - 1] & _LOC_MASK) + RECORD_SIZE + min(chunk_size, size - (first_chunk + j - 1) * chunk_size)
+        buf = b""
+        if 1 <= seg <= len(fds) and first >= HEADER_SIZE and end - first <= RUN_READ_MAX:
+            try:
+                buf = os.pread(fds[seg - 1], end - first, first)
+            except OSError:  # each record is read again by the caller, which reports the error
+                buf = b""
+        run = memoryview(buf)
+        for k in range(i, j):
+            if not buf:
+                yield k, None
+                continue
+            start = (locations[k] & _LOC_MASK) - first
+            stop = (locations[k + 1] & _LOC_MASK) - first if k + 1 < j else len(run)
+            yield k, run[start:stop]
+        i = j

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import mmap
-import os
 import signal
 import struct
 import sys
@@ -27,14 +26,12 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from forensimg.formats.fimg.record import RECORD_SIZE, decode_record
+from forensimg.formats.fimg.record import decode_record, read_runs
 from forensimg.formats.fimg.workers import SharedMemory, Worker, read_exact, spawn, stop_all, write_all
 
 __all__ = ["ScanJob", "ScanProcesses", "scan_main"]
 
 _JOB = struct.Struct("<IQIB")  # slot, first chunk, chunks, has digest-table entries
-_LOC_MASK = (1 << 48) - 1
-_RUN_READ_MAX = 64 << 20
 _BIG = sys.byteorder == "big"
 
 
@@ -57,34 +54,18 @@ def scan_main(argv: Sequence[str]) -> int:
         base = slot * slot_size
         status = bytearray(n)  # 1: good (its decoded bytes are in the slot); 0: the verifier looks again
         stored = array("I", bytes(4 * n))
-        i = 0
-        while i < n:
-            seg = locs[i] >> 48
-            first = locs[i] & _LOC_MASK
-            j = i + 1  # a run: records of the same segment, each after the previous one
-            while j < n and locs[j] >> 48 == seg and locs[j] > locs[j - 1]:
-                j += 1
-            end = (locs[j - 1] & _LOC_MASK) + RECORD_SIZE + min(cs, size - (lo + j - 1) * cs)
-            buf = b""
-            if 1 <= seg <= len(seg_fds) and end - first <= _RUN_READ_MAX:
-                try:
-                    buf = os.pread(seg_fds[seg - 1], end - first, first)
-                except OSError:  # the verifier reads these chunks again and reports the error
-                    buf = b""
-            run = memoryview(buf)
-            for k in range(i, j if buf else i):
-                start = (locs[k] & _LOC_MASK) - first
-                stop = (locs[k + 1] & _LOC_MASK) - first if k + 1 < j else len(run)
-                length = min(cs, size - (lo + k) * cs)
-                try:
-                    data, used = decode_record(run[start:stop], lo + k, length, leaves, lo)
-                except Exception:  # anything unexpected: the verifier's own check decides
-                    data = None
-                if data is not None:
-                    view[base + k * cs : base + k * cs + length] = data
-                    status[k] = 1
-                    stored[k] = used
-            i = j
+        for k, record in read_runs(locs, 0, n, lo, cs, size, seg_fds):
+            if record is None:  # the verifier reads these chunks again and reports the error
+                continue
+            length = min(cs, size - (lo + k) * cs)
+            try:
+                data, used = decode_record(record, lo + k, length, leaves, lo)
+            except Exception:  # anything unexpected: the verifier's own check decides
+                data = None
+            if data is not None:
+                view[base + k * cs : base + k * cs + length] = data
+                status[k] = 1
+                stored[k] = used
         if _BIG:  # pragma: no cover
             stored.byteswap()
         write_all(reply_fd, bytes(status) + stored.tobytes())
