@@ -669,7 +669,7 @@ def _verify_open(
     if rng_spec is None:
         wanted = list(refs) if refs else list(DEFAULT_HASHES)
         algs = normalize_algorithms([*wanted, *extra_algs])
-        helper = threading.Thread(target=img.prepare_structure, name="forensimg-verify-structure", daemon=True)
+        helper = threading.Thread(target=_prepare_quietly, args=(img,), name="forensimg-verify-structure", daemon=True)
         helper.start()
         try:
             computed, read, chunks, io_error = _walk(img, 0, img.chunk_count, algs, workers, on_progress, faults)
@@ -744,6 +744,15 @@ def _verify_open(
         notes=tuple(notes),
         error=io_error,
     )
+
+
+def _prepare_quietly(img: Image) -> None:
+    """Image.prepare_structure in a helper thread: it only saves check_structure time, which recomputes and
+    reports whatever went wrong here (a thread must not print a traceback)."""
+    try:
+        img.prepare_structure()
+    except Exception:  # check_structure, run next, recomputes it and reports what is wrong
+        pass
 
 
 def _walk(

@@ -144,3 +144,20 @@ def test_no_interpreter_to_start_scans_on_threads(tmp_path: Path, monkeypatch: p
     assert _joined(runs) == data
     rep = forensimg.verify(path, workers=2, use_custody=False)
     assert rep.status == "verified" and rep.chunks_checked == 600
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_failing_structure_helper_prints_nothing_and_check_structure_decides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    data = _media(300 * CS, seed=12)
+    path = _image(tmp_path / "h.fimg", data)
+
+    def boom(self: object) -> None:
+        raise RuntimeError("helper failed")
+
+    monkeypatch.setattr(fimg_reader.FimgImage, "prepare_structure", boom)
+    rep = forensimg.verify(path, workers=2, use_custody=False)
+    assert rep.status == "verified" and rep.chunks_checked == 300
+    _out, err = capfd.readouterr()
+    assert "helper failed" not in err and "Traceback" not in err
